@@ -1,0 +1,399 @@
+//! The checks that prove etcd works (or show how it doesn't), each judged against the scenario's
+//! expectation: over the client URL with etcd-client (mutual TLS when the URL is https) — member
+//! list, health, `/registry/` reads — and the seed's own etcdctl commands run verbatim in the node.
+//!
+//! A check never panics or aborts the run: whatever happens becomes its [`CheckResult`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
+
+use crate::diagnose::{self, Diagnosis};
+use crate::node::Node;
+use crate::pki::Pki;
+use crate::scenario::{Expect, ExpectedMember, SeedCommand};
+use crate::transcript::{Entry, Host};
+use crate::unit::{self, UnitState};
+
+/// How long a seed command may run (etcdctl's own dial timeout is 5 s).
+const SEED_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the unit must stay active with no restart before health passes.
+pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Keys an API server would write, with values; the secret is shaped as encryption-at-rest stores it.
+pub const REGISTRY_KEYS: [(&str, &str); 3] = [
+    ("/registry/pods/default/my-pod", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"my-pod\"}}"),
+    (
+        "/registry/services/default/kubernetes",
+        "{\"kind\":\"Service\",\"metadata\":{\"name\":\"kubernetes\"}}",
+    ),
+    (
+        "/registry/secrets/default/my-secret",
+        "k8s:enc:aescbc:v1:key1:c2VhbGVkIGJ5IGV0Y2QtaGFybmVzcw==",
+    ),
+];
+
+/// The result of one check.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    /// What was checked ("member list", or the seed command's text).
+    pub name: String,
+    /// What the scenario expected.
+    pub expected: Expect,
+    /// Whether the expectation holds (an expected failure that did not happen does not hold).
+    pub holds: bool,
+    /// One line: what was observed.
+    pub summary: String,
+    /// Supporting lines (observed values, mismatches, evidence).
+    pub details: Vec<String>,
+    /// For a failure: the cause the evidence shows.
+    pub diagnosis: Option<Diagnosis>,
+    /// The command's transcript entry, for seed commands.
+    pub entry: Option<Entry>,
+}
+
+impl CheckResult {
+    fn judged(name: &str, expected: Expect, observed: Result<String, Vec<String>>) -> Self {
+        let (passed, summary, details) = match observed {
+            Ok(summary) => (true, summary, Vec::new()),
+            Err(mut lines) => {
+                let summary = if lines.is_empty() {
+                    "failed".to_owned()
+                } else {
+                    lines.remove(0)
+                };
+                (false, summary, lines)
+            }
+        };
+        Self {
+            name: name.to_owned(),
+            expected,
+            holds: passed == (expected == Expect::Pass),
+            summary,
+            details,
+            diagnosis: None,
+            entry: None,
+        }
+    }
+}
+
+impl fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.holds { "ok  " } else { "FAIL" };
+        let expectation = match self.expected {
+            Expect::Pass => "must pass",
+            Expect::Fail => "must fail",
+        };
+        writeln!(f, "[{mark}] {} ({expectation}): {}", self.name, self.summary)?;
+        for line in &self.details {
+            writeln!(f, "         {line}")?;
+        }
+        if let Some(d) = &self.diagnosis {
+            writeln!(f, "         cause: {} — {}", d.cause, d.cause.explanation())?;
+            for line in &d.shown_by {
+                writeln!(f, "           evidence: {line}")?;
+            }
+            writeln!(f, "         fix: {}", d.cause.fix())?;
+        }
+        Ok(())
+    }
+}
+
+/// Connects etcd-client to the forwarded client port: mutual TLS with the run's CA and the
+/// kube-apiserver identity when `tls`, plain otherwise.
+pub async fn connect(local: SocketAddr, tls: bool, pki: &Pki) -> Result<Client, etcd_client::Error> {
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(10));
+    let scheme = if tls {
+        options = options.with_tls(
+            TlsOptions::new()
+                .ca_certificate(Certificate::from_pem(pki.ca_pem()))
+                .identity(Identity::from_pem(
+                    &pki.kube_apiserver.cert_pem,
+                    &pki.kube_apiserver.key_pem,
+                ))
+                // The forward's local address is not the server's name; `localhost` is one of the
+                // certificate's SANs, so hostname verification stays on.
+                .domain_name("localhost"),
+        );
+        "https"
+    } else {
+        "http"
+    };
+    Client::connect([format!("{scheme}://{local}")], Some(options)).await
+}
+
+/// Member list shows exactly the expected member, started, not a learner.
+pub async fn member_list(
+    client: Result<&mut Client, &str>,
+    expected: Expect,
+    member: &ExpectedMember,
+) -> CheckResult {
+    let observed = async {
+        let client = client.map_err(|e| vec![format!("no client connection: {e}")])?;
+        let response = client
+            .member_list()
+            .await
+            .map_err(|e| vec![format!("member list failed: {e}")])?;
+        let members = response.members();
+        let [only] = members else {
+            return Err(vec![format!("expected 1 member, got {}", members.len())]);
+        };
+        let got = ExpectedMember {
+            name: only.name().to_owned(),
+            id: format!("{:016x}", only.id()),
+            peer_url: only.peer_urls().join(","),
+            client_url: only.client_urls().join(","),
+        };
+        let line = format!(
+            "{}, started, {}, {}, {}, {}",
+            got.id,
+            got.name,
+            got.peer_url,
+            got.client_url,
+            only.is_learner()
+        );
+        if &got != member || only.is_learner() {
+            return Err(vec![
+                "member differs from the expected one".to_owned(),
+                format!("got:      {line}"),
+                format!(
+                    "expected: {}, started, {}, {}, {}, false",
+                    member.id, member.name, member.peer_url, member.client_url
+                ),
+            ]);
+        }
+        Ok(line)
+    }
+    .await;
+    CheckResult::judged("member list", expected, observed)
+}
+
+/// The unit stayed active with no restart through the settle window, and a linearizable read is
+/// served; reports the read's latency as etcdctl's `endpoint health` does.
+pub async fn health(
+    client: Result<&mut Client, &str>,
+    expected: Expect,
+    node: &Node,
+    active: &UnitState,
+    active_since: Instant,
+) -> CheckResult {
+    let observed = async {
+        let settled = unit::stays_active(node, active, active_since, SETTLE_WINDOW)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
+        let client = client.map_err(|e| vec![format!("no client connection: {e}")])?;
+        let start = Instant::now();
+        // A default get is linearizable: it must go through the leader and a quorum, as etcdctl's
+        // health probe does.
+        client
+            .get("health", None)
+            .await
+            .map_err(|e| vec![format!("linearizable read failed: {e}")])?;
+        Ok(format!(
+            "healthy: successfully served a linearizable read: took = {:?}; etcd.service active, \
+             NRestarts={} unchanged over {:.1}s",
+            start.elapsed(),
+            settled.restarts,
+            active_since.elapsed().as_secs_f64()
+        ))
+    }
+    .await;
+    CheckResult::judged("health", expected, observed)
+}
+
+/// Keys written as an API server would are read back by prefix (keys only, in order), and every
+/// value round-trips.
+pub async fn registry(client: Result<&mut Client, &str>, expected: Expect) -> CheckResult {
+    let observed = async {
+        let client = client.map_err(|e| vec![format!("no client connection: {e}")])?;
+        for (key, value) in REGISTRY_KEYS {
+            client
+                .put(key, value, None)
+                .await
+                .map_err(|e| vec![format!("put {key} failed: {e}")])?;
+        }
+        let listed = client
+            .get("/registry/", Some(GetOptions::new().with_prefix().with_keys_only()))
+            .await
+            .map_err(|e| vec![format!("prefix read of /registry/ failed: {e}")])?;
+        let keys: Vec<String> = listed
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect();
+        let mut want: Vec<&str> = REGISTRY_KEYS.iter().map(|(k, _)| *k).collect();
+        want.sort_unstable();
+        if keys != want {
+            return Err(vec![
+                "the keys-only prefix read returned other keys".to_owned(),
+                format!("got:      {keys:?}"),
+                format!("expected: {want:?}"),
+            ]);
+        }
+        if listed.kvs().iter().any(|kv| !kv.value().is_empty()) {
+            return Err(vec!["a keys-only read returned values".to_owned()]);
+        }
+        for (key, value) in REGISTRY_KEYS {
+            let got = client
+                .get(key, None)
+                .await
+                .map_err(|e| vec![format!("get {key} failed: {e}")])?;
+            let got = got.kvs().first().map(|kv| kv.value().to_vec());
+            if got.as_deref() != Some(value.as_bytes()) {
+                return Err(vec![format!(
+                    "{key}: value did not round-trip: got {:?}",
+                    got.map(|v| String::from_utf8_lossy(&v).into_owned())
+                )]);
+            }
+        }
+        Ok(format!(
+            "{} keys under /registry/ listed in order, values round-trip",
+            keys.len()
+        ))
+    }
+    .await;
+    CheckResult::judged("/registry/ prefix read", expected, observed)
+}
+
+/// Runs one of the seed's commands verbatim in the node and compares what it prints with the seed's
+/// expected output; a failure is diagnosed.
+pub async fn seed_command(node: &Node, command: &SeedCommand) -> CheckResult {
+    let since = unit::epoch_now();
+    let out = match node.shell(&command.run, SEED_COMMAND_TIMEOUT).await {
+        Ok(out) => out,
+        Err(e) => {
+            return CheckResult::judged(&command.run, command.expect, Err(vec![e.to_string()]));
+        }
+    };
+    let printed = format!("{}{}", out.stdout, out.stderr);
+    let entry = Entry {
+        step: "Step 6: Verify etcd is Running".to_owned(),
+        host: Host::Server,
+        command: command.run.clone(),
+        exit_code: out.exit_code,
+        stdout: out.stdout.clone(),
+        stderr: out.stderr.clone(),
+        duration: out.duration,
+    };
+    let first_line = printed.lines().next().unwrap_or("").to_owned();
+    let observed = if out.exit_code != 0 {
+        Err(vec![format!("exit {}: {first_line}", out.exit_code)])
+    } else if let Some(missing) = missing_lines(&command.output, &printed) {
+        Err(vec![
+            format!("exit 0, but the output differs from the seed's: missing `{missing}`"),
+            format!("printed: {}", printed.trim_end().replace('\n', " | ")),
+        ])
+    } else {
+        Ok(format!("exit 0: {first_line}"))
+    };
+    let mut result = CheckResult::judged(&command.run, command.expect, observed);
+    result.entry = Some(entry);
+    if out.exit_code != 0 {
+        match diagnose::gather(node, &command.run, &printed, since).await {
+            Ok(evidence) => {
+                let diagnosis = diagnose::classify(&evidence);
+                if command.expect == Expect::Fail {
+                    judge_failure(&mut result, command, &printed, &diagnosis);
+                }
+                result.diagnosis = Some(diagnosis);
+            }
+            Err(e) => {
+                result.holds = false;
+                result.details.push(format!("could not gather evidence: {e}"));
+            }
+        }
+    }
+    result
+}
+
+/// Narrows an expected failure: it must fail the way the scenario says (error text, cause).
+fn judge_failure(
+    result: &mut CheckResult,
+    command: &SeedCommand,
+    printed: &str,
+    diagnosis: &Diagnosis,
+) {
+    if let Some(error) = &command.error {
+        if !printed.contains(error.as_str()) {
+            result.holds = false;
+            result
+                .details
+                .push(format!("expected the failure to print `{error}`"));
+        }
+    }
+    if let Some(cause) = command.cause {
+        if diagnosis.cause != cause {
+            result.holds = false;
+            result.details.push(format!(
+                "expected cause `{cause}`, the evidence shows `{}`",
+                diagnosis.cause
+            ));
+        }
+    }
+}
+
+/// The first expected line not found (in order) among `printed`'s lines; `{*}` matches any text.
+fn missing_lines(expected: &[String], printed: &str) -> Option<String> {
+    let mut lines = printed.lines();
+    expected
+        .iter()
+        .find(|pattern| !lines.any(|line| line_matches(pattern, line.trim_end())))
+        .cloned()
+}
+
+fn line_matches(pattern: &str, line: &str) -> bool {
+    let mut parts = pattern.split("{*}");
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = line.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_a_latency_and_nothing_else_is_loose() {
+        let health = "127.0.0.1:2379 is healthy: successfully committed proposal: took = {*}";
+        assert!(line_matches(
+            health,
+            "127.0.0.1:2379 is healthy: successfully committed proposal: took = 1.234ms"
+        ));
+        assert!(!line_matches(health, "127.0.0.1:2379 is unhealthy: failed"));
+        assert!(line_matches("exact", "exact"));
+        assert!(!line_matches("exact", "exact but longer"));
+        assert!(line_matches("a{*}b{*}c", "a--b--c"));
+        assert!(!line_matches("a{*}b{*}c", "a--c--b"));
+    }
+
+    #[test]
+    fn expected_lines_must_appear_in_order() {
+        let expected = vec!["one".to_owned(), "two".to_owned()];
+        assert_eq!(missing_lines(&expected, "zero\none\ntwo\n"), None);
+        assert_eq!(missing_lines(&expected, "two\none\n"), Some("two".to_owned()));
+    }
+
+    #[test]
+    fn an_expected_failure_that_does_not_happen_does_not_hold() {
+        let result = CheckResult::judged("x", Expect::Fail, Ok("exit 0".into()));
+        assert!(!result.holds);
+        let result = CheckResult::judged("x", Expect::Fail, Err(vec!["exit 1".into()]));
+        assert!(result.holds);
+    }
+}

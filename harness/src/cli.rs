@@ -1,0 +1,174 @@
+//! The command line: `run`, `list`, `image`, `bench`. Exit codes: 0 when the scenario's expectations
+//! hold, 1 when they don't, 2 on usage, configuration or environment errors.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::downloads::EtcdSource;
+use crate::runner::{self, Harness, RunOptions};
+use crate::scenario::{self, Scenario};
+use crate::{bench, engine, image, report};
+
+/// Boot real etcd the way the tutorial does, in a throwaway systemd node, and prove it works.
+#[derive(Parser)]
+#[command(name = "etcd-harness", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario (a name from `list`, or a path to a scenario file).
+    Run {
+        /// Scenario name or file.
+        scenario: String,
+        #[command(flatten)]
+        common: Common,
+        /// Leave the node running afterwards and print how to enter it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// List the scenarios with their descriptions.
+    List {
+        /// Directory holding scenario files.
+        #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
+        scenarios: PathBuf,
+    },
+    /// Build the node image if needed, and show it.
+    Image,
+    /// Time the phases of `tutorial-tls` against a bare systemd node and a bare etcd.
+    Bench {
+        #[command(flatten)]
+        common: Common,
+        /// How many measured rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// etcd to test: an upstream etcd-vX.Y.Z-linux-amd64.tar.gz or a directory holding etcd and
+    /// etcdctl (default: Debian's etcd-server/etcd-client packages).
+    #[arg(long)]
+    etcd: Option<PathBuf>,
+    /// Directory holding scenario files.
+    #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
+    scenarios: PathBuf,
+}
+
+impl Common {
+    fn etcd_source(&self) -> anyhow::Result<EtcdSource> {
+        Ok(match &self.etcd {
+            Some(path) => EtcdSource::from_arg(path)?,
+            None => EtcdSource::Debian,
+        })
+    }
+}
+
+fn default_scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+/// Parses arguments, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a command; `Ok(false)` means it ran and the expectations did not hold.
+async fn dispatch(command: Command) -> anyhow::Result<bool> {
+    let mut progress = |line: &str| eprintln!("· {line}");
+    match command {
+        Command::Run {
+            scenario,
+            common,
+            keep,
+        } => {
+            let file = resolve(&scenario, &common.scenarios)?;
+            let scenario = Scenario::load(&file)?;
+            let options = RunOptions {
+                etcd: common.etcd_source()?,
+                keep,
+            };
+            let harness = Harness::prepare(&mut progress).await?;
+            progress(&format!(
+                "running {} on {} (run {})",
+                scenario.name,
+                harness.image.reference(),
+                harness.labels.run_id()
+            ));
+            let report = runner::run(&harness, &scenario, &options).await?;
+            print!("{}", report::render(&report));
+            Ok(report.holds())
+        }
+        Command::List { scenarios } => {
+            for file in scenario::discover(&scenarios)? {
+                match Scenario::load(&file) {
+                    Ok(s) => println!("{:<24} {}", s.name, s.description),
+                    Err(e) => println!("{:<24} (invalid: {e})", stem(&file)),
+                }
+            }
+            Ok(true)
+        }
+        Command::Image => {
+            let engine = engine::Engine::connect().await?;
+            let image = image::ensure(&engine, &mut progress).await?;
+            println!("{} ({:?})", image.reference(), image.provenance);
+            Ok(true)
+        }
+        Command::Bench { common, rounds } => {
+            let file = resolve("tutorial-tls", &common.scenarios)?;
+            let scenario = Scenario::load(&file)?;
+            let table = bench::run(&scenario, &common.etcd_source()?, rounds, &mut progress).await?;
+            print!("{table}");
+            Ok(true)
+        }
+    }
+}
+
+/// A scenario argument: an existing file, or a name in the scenarios directory.
+fn resolve(arg: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return Ok(path.to_owned());
+    }
+    let named = dir.join(format!("{arg}.toml"));
+    if named.is_file() {
+        return Ok(named);
+    }
+    let known: Vec<String> = scenario::discover(dir)
+        .with_context(|| format!("failed to list scenarios in {}", dir.display()))?
+        .iter()
+        .map(|f| stem(f))
+        .collect();
+    bail!(
+        "no scenario `{arg}`: not a file, and not in {} (known: {})",
+        dir.display(),
+        known.join(", ")
+    )
+}
+
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

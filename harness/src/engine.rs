@@ -1,0 +1,465 @@
+//! The Docker engine as etcd-harness uses it: one negotiated bollard connection, the run's labels,
+//! and thin typed wrappers for the calls testcontainers does not make (or makes slowly): exec with
+//! its exit code, archive upload, inspect, and the sweep of a killed run's leftovers.
+//!
+//! It does not start nodes (that is [`crate::node`], through testcontainers) and it knows nothing of
+//! etcd. Every call has a timeout; every container and network this crate makes carries [`Labels`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, UploadToContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::io::AsyncWrite;
+
+/// Label present on everything etcd-harness creates.
+pub const LABEL: &str = "etcd-harness";
+/// Label naming the run (one process) that created a resource.
+pub const LABEL_RUN: &str = "etcd-harness.run";
+/// Label holding the creating process's id, so a sweep can tell a live run from a killed one.
+pub const LABEL_PID: &str = "etcd-harness.pid";
+/// Label set on a node kept with `run --keep`: the sweep leaves it alone.
+pub const LABEL_KEEP: &str = "etcd-harness.keep";
+
+/// How long a single engine request may take before it is reported as hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors talking to the Docker engine, each naming what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No engine answered at the address tried.
+    #[error(
+        "failed to reach a Docker engine at {address}: {source}\n  remedy: start one \
+         (e.g. `apt-get install docker.io && dockerd &`, or `systemctl start docker`) \
+         or point DOCKER_HOST at a running engine"
+    )]
+    Unreachable {
+        /// The socket or URL tried (`DOCKER_HOST`, or the default socket).
+        address: String,
+        /// What the client reported.
+        source: bollard::errors::Error,
+    },
+    /// A request failed.
+    #[error("failed to {action}: {source}")]
+    Request {
+        /// What was being done, as a phrase ("exec in node 3f2a…").
+        action: String,
+        /// What the engine reported.
+        source: bollard::errors::Error,
+    },
+    /// A request did not finish in time.
+    #[error("timed out after {:.0}s trying to {action}", .after.as_secs_f64())]
+    Timeout {
+        /// What was being done.
+        action: String,
+        /// How long it was given.
+        after: Duration,
+    },
+    /// Building an archive to upload failed.
+    #[error("failed to pack {path} for upload: {source}")]
+    Pack {
+        /// The file being packed.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    fn request(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
+        let action = action.into();
+        move |source| Self::Request { action, source }
+    }
+}
+
+/// Runs `fut` with a deadline, naming `action` if it passes.
+pub(crate) async fn within<T>(
+    after: Duration,
+    action: impl Fn() -> String,
+    fut: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    tokio::time::timeout(after, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(EngineError::Timeout {
+                action: action(),
+                after,
+            })
+        })
+}
+
+/// The labels a run puts on everything it creates.
+#[derive(Debug, Clone)]
+pub struct Labels {
+    run: String,
+}
+
+impl Labels {
+    /// Labels for a fresh run of this process.
+    pub fn for_this_process() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        Self {
+            run: format!("{}-{nanos:08x}", std::process::id()),
+        }
+    }
+
+    /// The run's identifier.
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    /// The labels as key/value pairs.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        vec![
+            (LABEL.into(), "true".into()),
+            (LABEL_RUN.into(), self.run.clone()),
+            (LABEL_PID.into(), std::process::id().to_string()),
+        ]
+    }
+}
+
+/// The output of a finished exec.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// The command's exit code.
+    pub exit_code: i64,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall time from create to exit.
+    pub duration: Duration,
+}
+
+/// An exec whose standard streams are attached, for byte streaming (the port-forward).
+pub struct AttachedExec {
+    /// Frames the command writes (stdout and stderr).
+    pub output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    /// The command's standard input.
+    pub input: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// A file to place in a container.
+#[derive(Debug, Clone)]
+pub struct UploadFile {
+    /// The file name inside the destination directory.
+    pub name: String,
+    /// Its content.
+    pub content: Vec<u8>,
+    /// Its mode bits.
+    pub mode: u32,
+}
+
+/// A negotiated connection to the engine.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    address: String,
+}
+
+impl Engine {
+    /// Connects to the engine `DOCKER_HOST` names (default: the local socket), negotiates the API
+    /// version, and checks that it answers.
+    pub async fn connect() -> Result<Self, EngineError> {
+        let address = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        let unreachable = |source| EngineError::Unreachable {
+            address: address.clone(),
+            source,
+        };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = within(
+            Duration::from_secs(10),
+            || format!("negotiate an API version with {address}"),
+            async { docker.negotiate_version().await.map_err(unreachable) },
+        )
+        .await?;
+        within(
+            Duration::from_secs(10),
+            || format!("ping {address}"),
+            async { docker.ping().await.map_err(unreachable) },
+        )
+        .await?;
+        Ok(Self { docker, address })
+    }
+
+    /// The bollard client, for the modules that mirror one area of the API (image, forward).
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The address connected to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Runs `argv` in `container` (working directory `workdir`) to completion and returns its exit
+    /// code and output; fails if it does not finish within `timeout`.
+    pub async fn exec(
+        &self,
+        container: &str,
+        argv: &[&str],
+        workdir: &str,
+        timeout: Duration,
+    ) -> Result<ExecOutput, EngineError> {
+        let action = || format!("run {:?} in {}", argv.join(" "), short(container));
+        within(timeout, action, async {
+            let start = Instant::now();
+            let exec = self
+                .docker
+                .create_exec(
+                    container,
+                    CreateExecOptions {
+                        cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        working_dir: Some(workdir.to_owned()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(EngineError::request(action()))?;
+            let started = self
+                .docker
+                .start_exec(&exec.id, None::<StartExecOptions>)
+                .await
+                .map_err(EngineError::request(action()))?;
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            if let StartExecResults::Attached { mut output, .. } = started {
+                while let Some(frame) = output.next().await {
+                    match frame.map_err(EngineError::request(action()))? {
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            stdout.extend_from_slice(&message)
+                        }
+                        LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                        LogOutput::StdIn { .. } => {}
+                    }
+                }
+            }
+            let inspected = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok(ExecOutput {
+                // A finished exec always has an exit code; -1 marks one the engine did not report.
+                exit_code: inspected.exit_code.unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                duration: start.elapsed(),
+            })
+        })
+        .await
+    }
+
+    /// Starts `argv` in `container` with stdin, stdout and stderr attached, for streaming.
+    pub async fn exec_attached(
+        &self,
+        container: &str,
+        argv: &[&str],
+    ) -> Result<AttachedExec, EngineError> {
+        let action = || format!("attach {:?} in {}", argv.join(" "), short(container));
+        within(REQUEST_TIMEOUT, action, async {
+            let exec = self
+                .docker
+                .create_exec(
+                    container,
+                    CreateExecOptions {
+                        cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+                        attach_stdin: Some(true),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(EngineError::request(action()))?;
+            match self
+                .docker
+                .start_exec(&exec.id, None::<StartExecOptions>)
+                .await
+                .map_err(EngineError::request(action()))?
+            {
+                StartExecResults::Attached { output, input } => Ok(AttachedExec { output, input }),
+                StartExecResults::Detached => Err(EngineError::Request {
+                    action: action(),
+                    source: bollard::errors::Error::DockerStreamError {
+                        error: "the engine started the exec detached".into(),
+                    },
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Places `files` into directory `dir` of `container` (owned by root) through the archive API.
+    pub async fn upload(
+        &self,
+        container: &str,
+        dir: &str,
+        files: &[UploadFile],
+    ) -> Result<(), EngineError> {
+        let mut archive = tar::Builder::new(Vec::new());
+        for file in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(file.content.len() as u64);
+            header.set_mode(file.mode);
+            header.set_mtime(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default(),
+            );
+            header.set_cksum();
+            archive
+                .append_data(&mut header, &file.name, file.content.as_slice())
+                .map_err(|source| EngineError::Pack {
+                    path: file.name.clone(),
+                    source,
+                })?;
+        }
+        let body = archive.into_inner().map_err(|source| EngineError::Pack {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let action = || format!("upload {} file(s) to {}:{dir}", files.len(), short(container));
+        within(REQUEST_TIMEOUT, action, async {
+            self.docker
+                .upload_to_container(
+                    container,
+                    Some(UploadToContainerOptions {
+                        path: dir.to_owned(),
+                        ..Default::default()
+                    }),
+                    bollard::body_full(body.into()),
+                )
+                .await
+                .map_err(EngineError::request(action()))
+        })
+        .await
+    }
+
+    /// The container's name, as `docker ps` shows it.
+    pub async fn container_name(&self, container: &str) -> Result<String, EngineError> {
+        let action = || format!("inspect container {}", short(container));
+        within(REQUEST_TIMEOUT, action, async {
+            let info = self
+                .docker
+                .inspect_container(container, None)
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok(info
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned())
+        })
+        .await
+    }
+
+    /// Removes containers and networks left by etcd-harness runs whose process no longer exists on
+    /// this machine (a killed run), except nodes kept on purpose. Returns how many were removed.
+    pub async fn sweep_stale(&self) -> Result<usize, EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
+        let action = || "list etcd-harness containers".to_owned();
+        let containers = within(REQUEST_TIMEOUT, action, async {
+            self.docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(filters.clone()),
+                    ..Default::default()
+                }))
+                .await
+                .map_err(EngineError::request(action()))
+        })
+        .await?;
+        let mut removed = 0;
+        for c in containers {
+            let labels = c.labels.unwrap_or_default();
+            if labels.contains_key(LABEL_KEEP) || !owner_is_gone(&labels) {
+                continue;
+            }
+            let Some(id) = c.id else { continue };
+            let action = || format!("remove stale container {}", short(&id));
+            within(REQUEST_TIMEOUT, action, async {
+                self.docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            v: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await
+                    .map_err(EngineError::request(action()))
+            })
+            .await?;
+            removed += 1;
+        }
+        let action = || "list etcd-harness networks".to_owned();
+        let networks = within(REQUEST_TIMEOUT, action, async {
+            self.docker
+                .list_networks(Some(ListNetworksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+                .map_err(EngineError::request(action()))
+        })
+        .await?;
+        for n in networks {
+            if !owner_is_gone(&n.labels.unwrap_or_default()) {
+                continue;
+            }
+            let Some(id) = n.id else { continue };
+            let action = || format!("remove stale network {}", short(&id));
+            within(REQUEST_TIMEOUT, action, async {
+                self.docker
+                    .remove_network(&id)
+                    .await
+                    .map_err(EngineError::request(action()))
+            })
+            .await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+/// True when the labels name a creating process that no longer runs here.
+fn owner_is_gone(labels: &HashMap<String, String>) -> bool {
+    match labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+/// The first 12 characters of a container id, as `docker ps` shows it.
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_of_a_dead_process_is_stale_and_of_this_one_is_not() {
+        let dead = HashMap::from([(LABEL_PID.to_owned(), u32::MAX.to_string())]);
+        let live = HashMap::from([(LABEL_PID.to_owned(), std::process::id().to_string())]);
+        assert!(owner_is_gone(&dead));
+        assert!(!owner_is_gone(&live));
+        assert!(!owner_is_gone(&HashMap::new()), "unlabelled: never ours to judge");
+    }
+}

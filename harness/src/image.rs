@@ -1,0 +1,383 @@
+//! The node image: a systemd Debian bookworm machine without etcd, built from `docker/node/` and
+//! tagged by a hash of its inputs, so it is built once per change and reused (a cache hit is one
+//! inspect call).
+//!
+//! Two ways to build, chosen automatically: `FROM debian:bookworm` where that image is present or can
+//! be pulled, else `FROM` a base imported from an `mmdebstrap` rootfs (no registry needed). Concurrent
+//! processes share one build through a lock file in the cache directory. This module does not start
+//! containers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::cache::{self, CacheError};
+use crate::engine::{within, Engine, EngineError, LABEL};
+
+/// The node image's Dockerfile, compiled in so the binary builds the image it was tested with.
+const DOCKERFILE: &str = include_str!("../../docker/node/Dockerfile");
+/// The registry base used when it can be had.
+const DEBIAN_BASE: &str = "debian:bookworm";
+/// What the mmdebstrap base holds: the same packages the Dockerfile installs on `debian:bookworm`.
+const MMDEBSTRAP_PACKAGES: &str = "systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates";
+/// The Debian suite of both bases.
+const SUITE: &str = "bookworm";
+/// Repository part of the node image's tag.
+pub const NODE_REPO: &str = "etcd-harness-node";
+
+/// Errors making the node image.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// An engine call failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The cache directory could not be used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Neither way to get a base is available.
+    #[error(
+        "failed to find a base for the node image: `{DEBIAN_BASE}` is not present and cannot be \
+         pulled ({pull_error}), and `mmdebstrap` is not installed\n  remedy: either make \
+         `{DEBIAN_BASE}` available (`docker pull {DEBIAN_BASE}` where a registry is reachable, or \
+         `docker load` it) or install mmdebstrap (`apt-get install mmdebstrap`) so the base is \
+         built from Debian's packages"
+    )]
+    NoBase {
+        /// Why the pull failed.
+        pull_error: String,
+    },
+    /// mmdebstrap ran and failed.
+    #[error("failed to build the base rootfs with `{command}` (exit {status}):\n{stderr}")]
+    Mmdebstrap {
+        /// The command line run.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// The tail of its standard error.
+        stderr: String,
+    },
+    /// The Dockerfile build reported an error.
+    #[error("failed to build {tag} from docker/node/Dockerfile: {message}")]
+    Build {
+        /// The tag being built.
+        tag: String,
+        /// The builder's error message.
+        message: String,
+    },
+    /// A local file operation failed.
+    #[error("failed to {action}: {source}")]
+    Io {
+        /// What was being done.
+        action: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// How the node image was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// It was already present.
+    Cached,
+    /// Built now `FROM debian:bookworm`.
+    BuiltFromDebian,
+    /// Built now from an mmdebstrap rootfs.
+    BuiltFromMmdebstrap,
+}
+
+/// The node image, ready to run.
+#[derive(Debug, Clone)]
+pub struct NodeImage {
+    /// Repository (`etcd-harness-node`).
+    pub repo: String,
+    /// Tag: the hash of the build inputs.
+    pub tag: String,
+    /// How it was obtained in this call.
+    pub provenance: Provenance,
+}
+
+impl NodeImage {
+    /// `repo:tag`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repo, self.tag)
+    }
+}
+
+/// The tag the node image has for the current inputs.
+pub fn node_tag() -> String {
+    hash12(&[DOCKERFILE.as_bytes(), SUITE.as_bytes()])
+}
+
+/// Returns the node image, building it (and its base) if it is missing. `progress` receives the
+/// build's output lines.
+pub async fn ensure(
+    engine: &Engine,
+    progress: &mut dyn FnMut(&str),
+) -> Result<NodeImage, ImageError> {
+    let image = NodeImage {
+        repo: NODE_REPO.into(),
+        tag: node_tag(),
+        provenance: Provenance::Cached,
+    };
+    if exists(engine, &image.reference()).await? {
+        return Ok(image);
+    }
+    // Another process may be building the same image: the lock serialises builds, and whoever gets
+    // it second finds the image present.
+    let _lock = cache::lock("node-image.lock").await?;
+    if exists(engine, &image.reference()).await? {
+        return Ok(image);
+    }
+    let (base, provenance) = base(engine, progress).await?;
+    progress(&format!(
+        "building {} FROM {base} (docker/node/Dockerfile)",
+        image.reference()
+    ));
+    build(engine, &image.reference(), &base, progress).await?;
+    Ok(NodeImage {
+        provenance,
+        ..image
+    })
+}
+
+async fn exists(engine: &Engine, reference: &str) -> Result<bool, EngineError> {
+    let action = || format!("inspect image {reference}");
+    within(Duration::from_secs(30), action, async {
+        match engine.docker().inspect_image(reference).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(source) => Err(EngineError::Request {
+                action: action(),
+                source,
+            }),
+        }
+    })
+    .await
+}
+
+/// Picks the base image: `debian:bookworm` if present or pullable, else an mmdebstrap import.
+async fn base(
+    engine: &Engine,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(String, Provenance), ImageError> {
+    if exists(engine, DEBIAN_BASE).await? {
+        return Ok((DEBIAN_BASE.into(), Provenance::BuiltFromDebian));
+    }
+    progress(&format!("{DEBIAN_BASE} is not present; trying to pull it"));
+    let pull_error = match pull(engine, DEBIAN_BASE).await {
+        Ok(()) => return Ok((DEBIAN_BASE.into(), Provenance::BuiltFromDebian)),
+        Err(message) => message,
+    };
+    progress(&format!("pull failed ({pull_error}); using mmdebstrap"));
+    let base_tag = format!(
+        "etcd-harness-base:{}",
+        hash12(&[MMDEBSTRAP_PACKAGES.as_bytes(), SUITE.as_bytes()])
+    );
+    if exists(engine, &base_tag).await? {
+        return Ok((base_tag, Provenance::BuiltFromMmdebstrap));
+    }
+    if which("mmdebstrap").is_none() {
+        return Err(ImageError::NoBase { pull_error });
+    }
+    let rootfs = mmdebstrap(progress).await?;
+    let imported = import(engine, &rootfs, &base_tag).await;
+    // The tarball is only a vehicle for the import; the imported image is the cache.
+    let _ = std::fs::remove_file(&rootfs);
+    imported?;
+    Ok((base_tag, Provenance::BuiltFromMmdebstrap))
+}
+
+async fn pull(engine: &Engine, reference: &str) -> Result<(), String> {
+    let mut stream = engine.docker().create_image(
+        Some(CreateImageOptions {
+            from_image: Some(reference.into()),
+            ..Default::default()
+        }),
+        None,
+        None,
+    );
+    let pulled = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return Err(e.to_string());
+            }
+        }
+        Ok(())
+    })
+    .await;
+    pulled.unwrap_or_else(|_| Err("no answer within 120 s".into()))
+}
+
+async fn mmdebstrap(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ImageError> {
+    let dir = cache::dir()?;
+    let target = dir.join(format!("rootfs-{}.tar", std::process::id()));
+    let args = [
+        "--variant=minbase".to_owned(),
+        format!("--include={MMDEBSTRAP_PACKAGES}"),
+        SUITE.to_owned(),
+        target.display().to_string(),
+    ];
+    let command = format!("mmdebstrap {}", args.join(" "));
+    progress(&format!("{command} (about 25 s)"));
+    let out = tokio::process::Command::new("mmdebstrap")
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|source| ImageError::Io {
+            action: format!("run `{command}`"),
+            source,
+        })?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&target);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        return Err(ImageError::Mmdebstrap {
+            command,
+            status: out.status.to_string(),
+            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
+    }
+    Ok(target)
+}
+
+async fn import(engine: &Engine, rootfs: &Path, tag: &str) -> Result<(), ImageError> {
+    let bytes = tokio::fs::read(rootfs)
+        .await
+        .map_err(|source| ImageError::Io {
+            action: format!("read {}", rootfs.display()),
+            source,
+        })?;
+    let (repo, version) = tag.split_once(':').unwrap_or((tag, "latest"));
+    let mut stream = engine.docker().create_image(
+        Some(CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(version.into()),
+            ..Default::default()
+        }),
+        Some(bollard::body_full(bytes.into())),
+        None,
+    );
+    let action = || format!("import {} as {tag}", rootfs.display());
+    within(Duration::from_secs(300), action, async {
+        while let Some(item) = stream.next().await {
+            item.map_err(|source| EngineError::Request {
+                action: action(),
+                source,
+            })?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+async fn build(
+    engine: &Engine,
+    reference: &str,
+    base: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ImageError> {
+    let mut context = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(DOCKERFILE.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    context
+        .append_data(&mut header, "Dockerfile", DOCKERFILE.as_bytes())
+        .and_then(|()| context.finish())
+        .map_err(|source| ImageError::Io {
+            action: "pack the Dockerfile into a build context".into(),
+            source,
+        })?;
+    let context = context.into_inner().map_err(|source| ImageError::Io {
+        action: "pack the Dockerfile into a build context".into(),
+        source,
+    })?;
+    let mut stream = engine.docker().build_image(
+        BuildImageOptions {
+            t: Some(reference.into()),
+            rm: true,
+            forcerm: true,
+            buildargs: Some(HashMap::from([("BASE".to_owned(), base.to_owned())])),
+            labels: Some(HashMap::from([(LABEL.to_owned(), "true".to_owned())])),
+            ..Default::default()
+        },
+        None,
+        Some(bollard::body_full(context.into())),
+    );
+    let action = || format!("build {reference}");
+    let failed = within(Duration::from_secs(900), action, async {
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|source| EngineError::Request {
+                action: action(),
+                source,
+            })?;
+            if let Some(line) = info.stream.as_deref().map(str::trim_end) {
+                if !line.is_empty() {
+                    progress(line);
+                }
+            }
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Ok(Some(detail));
+            }
+        }
+        Ok(None)
+    })
+    .await?;
+    match failed {
+        Some(message) => Err(ImageError::Build {
+            tag: reference.into(),
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The path of `program` on `PATH`, if it is there.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The first 12 hex digits of the SHA-256 of `parts` (each length-prefixed, so boundaries count).
+pub(crate) fn hash12(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())[..12].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tag_changes_with_the_inputs_and_only_with_them() {
+        assert_eq!(node_tag(), node_tag());
+        assert_ne!(hash12(&[b"ab", b"c"]), hash12(&[b"a", b"bc"]));
+        assert_eq!(node_tag().len(), 12);
+    }
+
+    #[test]
+    fn the_dockerfile_keeps_etcd_out_and_stops_systemd_cleanly() {
+        assert!(DOCKERFILE.contains("STOPSIGNAL SIGRTMIN+3"));
+        assert!(!DOCKERFILE.contains("etcd-server"));
+        for package in MMDEBSTRAP_PACKAGES.split(',') {
+            assert!(DOCKERFILE.contains(package), "Dockerfile lacks {package}");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! etcd-harness boots real etcd the way the tutorial's operator does — a throwaway PKI, a systemd
+//! Debian node in a container, the tutorial's steps verbatim — and proves it works over mutual TLS,
+//! or shows exactly why it doesn't.
+//!
+//! Data flows one way: a [`scenario::Scenario`] file is parsed, [`runner::run`] starts a
+//! [`node::Node`], runs the [`steps`], observes the [`unit`], runs the [`checks`], and returns a
+//! [`runner::Report`] that [`report`] renders. The [`engine`] layer talks to Docker; nothing below
+//! the runner knows about scenarios.
+
+pub mod bench;
+pub mod cache;
+pub mod checks;
+pub mod cli;
+pub mod diagnose;
+pub mod downloads;
+pub mod engine;
+pub mod forward;
+pub mod image;
+pub mod node;
+pub mod pki;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod steps;
+pub mod transcript;
+pub mod unit;
+pub mod wait;

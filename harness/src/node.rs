@@ -1,0 +1,190 @@
+//! The tutorial's "server": a node container running systemd as PID 1, owned by testcontainers so
+//! it is removed when dropped — also after a panic — and on Ctrl-C/SIGTERM (its watchdog).
+//!
+//! Starting a node and waiting for systemd are here; what runs inside (the bootstrap, checks) is not.
+
+use std::time::Duration;
+
+use testcontainers::core::{AccessMode, CgroupnsMode, Mount};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use crate::engine::{short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP};
+use crate::image::NodeImage;
+use crate::wait::{poll_until, Probe, Timeout};
+
+/// The node's hostname, as the tutorial's `root@server` names it.
+pub const HOSTNAME: &str = "server";
+
+/// How long systemd gets to reach `running`.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors starting or reaching a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// testcontainers failed to create or start the container.
+    #[error("failed to start a node from {image}: {source}")]
+    Start {
+        /// The image reference.
+        image: String,
+        /// testcontainers' error.
+        source: Box<testcontainers::TestcontainersError>,
+    },
+    /// testcontainers failed to remove the container.
+    #[error("failed to remove node {node}: {source}")]
+    Remove {
+        /// The container id (short).
+        node: String,
+        /// testcontainers' error.
+        source: Box<testcontainers::TestcontainersError>,
+    },
+    /// An engine call failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// systemd did not reach `running` in time.
+    #[error("node {node} did not boot: {timeout}")]
+    BootTimeout {
+        /// The container id (short).
+        node: String,
+        /// What the wait saw last.
+        timeout: Timeout,
+    },
+    /// systemd came up `degraded`: some unit failed.
+    #[error("node {node} booted degraded; failed units:\n{failed}")]
+    Degraded {
+        /// The container id (short).
+        node: String,
+        /// `systemctl --failed` output.
+        failed: String,
+    },
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// The image to run.
+    pub image: NodeImage,
+    /// Keep the node after the run (it is labelled so the stale sweep leaves it alone).
+    pub keep: bool,
+}
+
+/// A running node. Dropping it removes the container.
+pub struct Node {
+    container: ContainerAsync<GenericImage>,
+    engine: Engine,
+}
+
+impl Node {
+    /// Starts a node with the settings systemd needs as PID 1 in this sandbox, and waits until
+    /// `systemctl is-system-running` answers `running`.
+    pub async fn start(engine: &Engine, labels: &Labels, spec: &NodeSpec) -> Result<Self, NodeError> {
+        let mut request = GenericImage::new(spec.image.repo.clone(), spec.image.tag.clone())
+            // systemd must be PID 1: it is what `systemctl` talks to and what runs etcd.service.
+            .with_cmd(["/lib/systemd/systemd"])
+            .with_hostname(HOSTNAME)
+            // systemd mounts and manages cgroups; `--privileged` is refused in this sandbox (a
+            // capability is missing), and SYS_ADMIN alone is enough for systemd.
+            .with_cap_add("SYS_ADMIN")
+            // systemd uses syscalls (keyrings, name_to_handle_at) that Docker's default profile denies.
+            .with_security_opt("seccomp=unconfined")
+            // The host is cgroup v1 hybrid: systemd needs the host's cgroup tree, writable.
+            .with_cgroupns_mode(CgroupnsMode::Host)
+            .with_mount(
+                Mount::bind_mount("/sys/fs/cgroup", "/sys/fs/cgroup")
+                    .with_access_mode(AccessMode::ReadWrite),
+            )
+            // systemd expects these to be tmpfs; without them it refuses to boot or leaves state behind.
+            .with_mount(Mount::tmpfs_mount("/run"))
+            .with_mount(Mount::tmpfs_mount("/run/lock"))
+            .with_mount(Mount::tmpfs_mount("/tmp"))
+            .with_startup_timeout(Duration::from_secs(60));
+        for (key, value) in labels.pairs() {
+            request = request.with_label(key, value);
+        }
+        if spec.keep {
+            request = request.with_label(LABEL_KEEP, "true");
+        }
+        let container = request.start().await.map_err(|source| NodeError::Start {
+            image: spec.image.reference(),
+            source: Box::new(source),
+        })?;
+        let node = Self {
+            container,
+            engine: engine.clone(),
+        };
+        node.wait_for_systemd().await?;
+        Ok(node)
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        self.container.id()
+    }
+
+    /// The engine this node runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs `argv` in the node as root in `/root` and returns its output; the caller judges the
+    /// exit code.
+    pub async fn exec(&self, argv: &[&str], timeout: Duration) -> Result<ExecOutput, EngineError> {
+        self.engine.exec(self.id(), argv, "/root", timeout).await
+    }
+
+    /// Runs `script` with `bash -c` in the node as root in `/root` — how an operator's terminal
+    /// runs the seed's commands.
+    pub async fn shell(&self, script: &str, timeout: Duration) -> Result<ExecOutput, EngineError> {
+        self.exec(&["bash", "-c", script], timeout).await
+    }
+
+    /// Leaves the node running after this value is gone and returns its container id.
+    pub fn keep(self) -> String {
+        let id = self.id().to_owned();
+        // Dropping a ContainerAsync removes its container; forgetting it is how a node outlives the
+        // run on purpose (it carries the keep label, so the stale sweep ignores it too).
+        std::mem::forget(self.container);
+        id
+    }
+
+    /// Removes the node now (rather than on drop), reporting a failure to do so.
+    pub async fn remove(self) -> Result<(), NodeError> {
+        let id = short(self.id()).to_owned();
+        self.container.rm().await.map_err(|source| NodeError::Remove {
+            node: id,
+            source: Box::new(source),
+        })
+    }
+
+    async fn wait_for_systemd(&self) -> Result<(), NodeError> {
+        let node = short(self.id()).to_owned();
+        let waited = poll_until(
+            "systemd to report `running` (systemctl is-system-running)",
+            BOOT_TIMEOUT,
+            Duration::from_millis(100),
+            || async {
+                let out = self
+                    .exec(&["systemctl", "is-system-running"], Duration::from_secs(10))
+                    .await?;
+                let state = out.stdout.trim();
+                Ok::<_, NodeError>(match state {
+                    "running" => Probe::Ready(()),
+                    "degraded" => {
+                        let failed = self
+                            .exec(&["systemctl", "--failed", "--no-pager"], Duration::from_secs(10))
+                            .await?;
+                        return Err(NodeError::Degraded {
+                            node: node.clone(),
+                            failed: failed.stdout,
+                        });
+                    }
+                    // Right after start systemctl cannot reach the bus yet; that is "not yet".
+                    "" => Probe::Pending(out.stderr.trim().to_owned()),
+                    other => Probe::Pending(other.to_owned()),
+                })
+            },
+        )
+        .await?;
+        waited.map_err(|timeout| NodeError::BootTimeout { node, timeout })
+    }
+}

@@ -1,0 +1,62 @@
+//! Renders a [`Report`] for people: the header (scenario, etcd version, image), the transcript, the
+//! checks with their results and diagnoses, a failure's diagnosis, and the verdict.
+//!
+//! Text only for now; JUnit and JSON renderings belong beside this one.
+
+use std::fmt::Write;
+
+use crate::runner::Report;
+
+/// The report as text.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_report(&mut out, report);
+    out
+}
+
+fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
+    writeln!(out, "scenario: {} — {}", report.scenario, report.description)?;
+    writeln!(
+        out,
+        "etcd:     {} ({})",
+        report.etcd_version.as_deref().unwrap_or("not installed"),
+        report.etcd_origin
+    )?;
+    writeln!(out, "node:     {}", report.image)?;
+    writeln!(out, "\ntranscript:")?;
+    write!(out, "{}", report.transcript)?;
+    if let Some(failure) = &report.failure {
+        writeln!(out, "\nunexpected failure: {failure}")?;
+        if let Some(d) = &report.diagnosis {
+            writeln!(out, "  cause: {} — {}", d.cause, d.cause.explanation())?;
+            for line in &d.shown_by {
+                writeln!(out, "    evidence: {line}")?;
+            }
+            writeln!(out, "  fix: {}", d.cause.fix())?;
+        }
+    }
+    if !report.checks.is_empty() {
+        writeln!(out, "\nchecks:")?;
+        for check in &report.checks {
+            write!(out, "{check}")?;
+        }
+    }
+    if let Some(kept) = &report.kept {
+        writeln!(out, "\nnode kept: docker exec -it {} bash", kept.container)?;
+        writeln!(out, "PKI and jumpbox: {}", kept.jumpbox.display())?;
+        writeln!(out, "remove it with: docker rm -f {}", kept.container)?;
+    }
+    let held = report.checks.iter().filter(|c| c.holds).count();
+    writeln!(
+        out,
+        "\n{}: {held} of {} checks hold{}",
+        if report.holds() { "PASS" } else { "FAIL" },
+        report.checks.len(),
+        if report.failure.is_some() {
+            "; the bootstrap did not get etcd running"
+        } else {
+            ""
+        }
+    )
+}

@@ -1,0 +1,334 @@
+//! The bootstrap's steps as data, and running them on a node with a transcript.
+//!
+//! A steps file lists the tutorial's commands verbatim. A step `on = "jumpbox"` may only be the
+//! tutorial's `scp … root@server:<dir>`, carried out as an upload through the Docker archive API from
+//! the run's jumpbox directory; a step `on = "server"` runs with `bash -c` in `/root`, as the
+//! operator's shell would. Steps do not judge etcd; checks do.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::engine::{EngineError, UploadFile};
+use crate::node::Node;
+use crate::scenario::line_of;
+use crate::transcript::{Entry, Host, Transcript};
+
+/// How long one server step may run (a unit start waits at most systemd's 90 s start timeout).
+const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Errors reading a steps file.
+#[derive(Debug, thiserror::Error)]
+pub enum StepsError {
+    /// The file could not be read.
+    #[error("failed to read steps file {file}: {source}")]
+    Read {
+        /// The steps file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is malformed.
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        /// The steps file.
+        file: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+}
+
+/// Errors running steps.
+#[derive(Debug, thiserror::Error)]
+pub enum RunStepError {
+    /// The engine failed (not the command: a command's failure is its exit code).
+    #[error("step `{step}`: {source}")]
+    Engine {
+        /// The step's name.
+        step: String,
+        /// The engine error.
+        source: EngineError,
+    },
+    /// A file the `scp` names is not on the jumpbox.
+    #[error("step `{step}`: failed to read jumpbox file {path}: {source}")]
+    Jumpbox {
+        /// The step's name.
+        step: String,
+        /// The missing file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `scp <sources…> root@server:<dir>`: upload jumpbox files into `dir` on the node.
+    Scp {
+        /// Paths relative to the jumpbox directory.
+        sources: Vec<String>,
+        /// The destination directory on the node.
+        dir: String,
+    },
+    /// A shell command run verbatim on the server.
+    Shell(String),
+}
+
+/// One step of the bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Its name, as the tutorial titles it.
+    pub name: String,
+    /// The command text, verbatim.
+    pub command: String,
+    /// What it does.
+    pub action: Action,
+}
+
+/// A bootstrap: the ordered steps that bring etcd up on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// What it is.
+    pub description: String,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBootstrap {
+    description: String,
+    step: Vec<Spanned<RawStep>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: String,
+    on: On,
+    run: String,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum On {
+    Jumpbox,
+    Server,
+}
+
+impl Bootstrap {
+    /// Reads and parses the steps file at `file`.
+    pub fn load(file: &Path) -> Result<Self, StepsError> {
+        let text = std::fs::read_to_string(file).map_err(|source| StepsError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        let parse_error = |offset: usize, message: String| StepsError::Parse {
+            file: file.to_owned(),
+            line: line_of(&text, offset),
+            message,
+        };
+        let raw: RawBootstrap = toml::from_str(&text).map_err(|e| {
+            parse_error(
+                e.span().map(|s| s.start).unwrap_or(0),
+                e.message().trim().to_owned(),
+            )
+        })?;
+        let mut steps = Vec::new();
+        for spanned in raw.step {
+            let offset = spanned.span().start;
+            let raw = spanned.into_inner();
+            let action = match raw.on {
+                On::Server => Action::Shell(raw.run.clone()),
+                On::Jumpbox => parse_scp(&raw.run).ok_or_else(|| {
+                    parse_error(
+                        offset,
+                        format!(
+                            "step `{}`: field `run`: on the jumpbox only `scp <files…> \
+                             root@server:<dir>` is supported, got `{}`",
+                            raw.name, raw.run
+                        ),
+                    )
+                })?,
+            };
+            steps.push(Step {
+                name: raw.name,
+                command: raw.run,
+                action,
+            });
+        }
+        Ok(Self {
+            file: file.to_owned(),
+            description: raw.description,
+            steps,
+        })
+    }
+}
+
+/// Parses `scp SRC… root@server:DIR` (`~` and an empty DIR mean `/root`).
+fn parse_scp(command: &str) -> Option<Action> {
+    let mut words = command.split_whitespace();
+    if words.next()? != "scp" {
+        return None;
+    }
+    let mut words: Vec<&str> = words.collect();
+    let target = words.pop()?;
+    let dir = target.strip_prefix("root@server:")?;
+    let dir = match dir.trim_start_matches('~') {
+        "" | "/" => "/root".to_owned(),
+        rest if dir.starts_with('~') => format!("/root{rest}"),
+        absolute => absolute.to_owned(),
+    };
+    if words.is_empty() || words.iter().any(|w| w.starts_with('-')) {
+        return None;
+    }
+    Some(Action::Scp {
+        sources: words.into_iter().map(String::from).collect(),
+        dir,
+    })
+}
+
+/// Runs `steps` on `node` in order, from the jumpbox directory `jumpbox`, appending to `transcript`.
+/// Stops after the first step that exits non-zero and returns its index.
+pub async fn run(
+    steps: &[Step],
+    node: &Node,
+    jumpbox: &Path,
+    transcript: &mut Transcript,
+) -> Result<Option<usize>, RunStepError> {
+    for (index, step) in steps.iter().enumerate() {
+        let entry = run_one(step, node, jumpbox).await?;
+        let failed = !entry.succeeded();
+        transcript.push(entry);
+        if failed {
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
+}
+
+async fn run_one(step: &Step, node: &Node, jumpbox: &Path) -> Result<Entry, RunStepError> {
+    let start = Instant::now();
+    let engine_error = |source| RunStepError::Engine {
+        step: step.name.clone(),
+        source,
+    };
+    match &step.action {
+        Action::Scp { sources, dir } => {
+            let mut files = Vec::new();
+            for source in sources {
+                let path = jumpbox.join(source);
+                let jumpbox_error = |source| RunStepError::Jumpbox {
+                    step: step.name.clone(),
+                    path: path.clone(),
+                    source,
+                };
+                let content = std::fs::read(&path).map_err(jumpbox_error)?;
+                let mode = std::fs::metadata(&path).map_err(jumpbox_error)?.permissions().mode();
+                files.push(UploadFile {
+                    name: Path::new(source)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| source.clone()),
+                    content,
+                    mode: mode & 0o7777,
+                });
+            }
+            node.engine()
+                .upload(node.id(), dir, &files)
+                .await
+                .map_err(engine_error)?;
+            Ok(Entry {
+                step: step.name.clone(),
+                host: Host::Jumpbox,
+                command: step.command.clone(),
+                exit_code: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: start.elapsed(),
+            })
+        }
+        Action::Shell(script) => {
+            let out = node.shell(script, STEP_TIMEOUT).await.map_err(engine_error)?;
+            Ok(Entry {
+                step: step.name.clone(),
+                host: Host::Server,
+                command: step.command.clone(),
+                exit_code: out.exit_code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+                duration: out.duration,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_scp_becomes_an_upload_to_root() {
+        let action = parse_scp(
+            "scp   downloads/controller/etcd   downloads/client/etcdctl   units/etcd.service   root@server:~/",
+        );
+        assert_eq!(
+            action,
+            Some(Action::Scp {
+                sources: vec![
+                    "downloads/controller/etcd".into(),
+                    "downloads/client/etcdctl".into(),
+                    "units/etcd.service".into()
+                ],
+                dir: "/root".into()
+            })
+        );
+    }
+
+    #[test]
+    fn scp_to_another_host_or_with_flags_is_not_understood() {
+        assert_eq!(parse_scp("scp a root@other:~/"), None);
+        assert_eq!(parse_scp("scp -r a root@server:~/"), None);
+        assert_eq!(parse_scp("rsync a root@server:~/"), None);
+        assert_eq!(
+            parse_scp("scp a root@server:/etc/etcd"),
+            Some(Action::Scp {
+                sources: vec!["a".into()],
+                dir: "/etc/etcd".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_jumpbox_step_that_is_not_scp_is_an_error_naming_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("steps.toml");
+        std::fs::write(
+            &file,
+            "description = \"x\"\n\n[[step]]\nname = \"copy\"\non = \"jumpbox\"\nrun = \"cp a b\"\n",
+        )
+        .unwrap();
+        let err = Bootstrap::load(&file).unwrap_err().to_string();
+        assert!(err.contains("steps.toml:3:"), "{err}");
+        assert!(err.contains("field `run`"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_seed_steps_parse_and_follow_the_seed() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/steps/seed.toml");
+        let bootstrap = Bootstrap::load(&file).unwrap();
+        let commands: Vec<&str> = bootstrap.steps.iter().map(|s| s.command.as_str()).collect();
+        assert!(commands.contains(&"mv etcd etcdctl /usr/local/bin/"));
+        assert!(commands.contains(&"mv etcd.service /etc/systemd/system/"));
+        assert!(commands.iter().any(|c| c.contains("chmod 700 /var/lib/etcd")));
+        assert!(commands.last().unwrap().contains("systemctl start etcd"));
+    }
+}

@@ -1,0 +1,134 @@
+//! The transcript of a run: every step and command executed in the node, in order, with its exit
+//! code, output and duration — what an operator would have seen in their terminal.
+//!
+//! It records; it does not judge. Whether an exit code was expected is the scenario's business.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Where a command ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// The harness host, playing the tutorial's jumpbox (the `scp` step).
+    Jumpbox,
+    /// Inside the node container (`root@server`).
+    Server,
+}
+
+/// One executed command.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The step this command belongs to, as the bootstrap names it.
+    pub step: String,
+    /// Where it ran.
+    pub host: Host,
+    /// The command text, verbatim.
+    pub command: String,
+    /// The exit code (0 for a successful upload).
+    pub exit_code: i64,
+    /// Standard output, lossily decoded.
+    pub stdout: String,
+    /// Standard error, lossily decoded.
+    pub stderr: String,
+    /// Wall time from start to exit.
+    pub duration: Duration,
+}
+
+impl Entry {
+    /// True when the command exited 0.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+/// The ordered record of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Transcript {
+    entries: Vec<Entry>,
+}
+
+impl Transcript {
+    /// Appends one executed command.
+    pub fn push(&mut self, entry: Entry) {
+        self.entries.push(entry);
+    }
+
+    /// The entries, in execution order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The first entry that did not exit 0, if any.
+    pub fn first_failure(&self) -> Option<&Entry> {
+        self.entries.iter().find(|e| !e.succeeded())
+    }
+}
+
+impl fmt::Display for Transcript {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut step = None;
+        for entry in &self.entries {
+            if step != Some(&entry.step) {
+                writeln!(f, "── {}", entry.step)?;
+                step = Some(&entry.step);
+            }
+            let prompt = match entry.host {
+                Host::Jumpbox => "jumpbox$",
+                Host::Server => "root@server:~#",
+            };
+            let mut lines = entry.command.lines();
+            writeln!(f, "{prompt} {}", lines.next().unwrap_or_default())?;
+            for line in lines {
+                writeln!(f, "> {line}")?;
+            }
+            for line in entry.stdout.lines().chain(entry.stderr.lines()) {
+                writeln!(f, "  {line}")?;
+            }
+            writeln!(
+                f,
+                "  [exit {} in {:.2}s]",
+                entry.exit_code,
+                entry.duration.as_secs_f64()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(step: &str, command: &str, exit_code: i64, stdout: &str) -> Entry {
+        Entry {
+            step: step.into(),
+            host: Host::Server,
+            command: command.into(),
+            exit_code,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            duration: Duration::from_millis(120),
+        }
+    }
+
+    #[test]
+    fn renders_steps_once_with_prompt_output_and_exit() {
+        let mut t = Transcript::default();
+        t.push(entry("Step 2", "mv etcd etcdctl /usr/local/bin/", 0, ""));
+        t.push(entry("Step 5", "{\n  systemctl start etcd\n}", 0, "ok\n"));
+        t.push(entry("Step 5", "true", 0, ""));
+        let text = t.to_string();
+        assert_eq!(text.matches("── Step 5").count(), 1, "{text}");
+        assert!(text.contains("root@server:~# mv etcd etcdctl /usr/local/bin/\n  [exit 0 in 0.12s]"));
+        assert!(text.contains("root@server:~# {\n>   systemctl start etcd\n> }\n  ok\n"));
+    }
+
+    #[test]
+    fn first_failure_is_the_earliest_nonzero_exit() {
+        let mut t = Transcript::default();
+        t.push(entry("a", "true", 0, ""));
+        t.push(entry("b", "false", 1, ""));
+        t.push(entry("c", "exit 3", 3, ""));
+        assert_eq!(t.first_failure().map(|e| e.step.as_str()), Some("b"));
+    }
+}

@@ -1,0 +1,238 @@
+//! The etcd unit as systemd sees it: its state (`systemctl show`), waiting for it to become active
+//! or to fail, and its journal.
+//!
+//! A unit can pass `systemctl start` and die a moment later, so "started" is never taken from an exit
+//! status: it is observed here. This module reads state; it never starts or stops the unit.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::engine::EngineError;
+use crate::node::Node;
+use crate::wait::{poll_until, Probe, Timeout};
+
+/// The unit the tutorial installs.
+pub const UNIT: &str = "etcd.service";
+
+/// systemd's `ActiveState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActiveState {
+    /// `active`.
+    Active,
+    /// `reloading`.
+    Reloading,
+    /// `inactive`.
+    Inactive,
+    /// `failed`.
+    Failed,
+    /// `activating`.
+    Activating,
+    /// `deactivating`.
+    Deactivating,
+    /// Anything newer systemd versions may report.
+    Other,
+}
+
+impl ActiveState {
+    fn parse(s: &str) -> Self {
+        match s {
+            "active" => Self::Active,
+            "reloading" => Self::Reloading,
+            "inactive" => Self::Inactive,
+            "failed" => Self::Failed,
+            "activating" => Self::Activating,
+            "deactivating" => Self::Deactivating,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// A snapshot of the unit's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    /// Whether the unit file is loaded (`LoadState`).
+    pub load_state: String,
+    /// `ActiveState`.
+    pub active: ActiveState,
+    /// `SubState` (`running`, `auto-restart`, `dead`, …).
+    pub sub_state: String,
+    /// How often systemd restarted it (`NRestarts`).
+    pub restarts: u32,
+    /// `Result` of the last run (`success`, `exit-code`, `timeout`, …).
+    pub result: String,
+    /// The main process's PID (0 when none).
+    pub main_pid: u32,
+}
+
+impl UnitState {
+    /// Parses `systemctl show -p …` output (`Key=value` lines).
+    pub fn parse(show: &str) -> Self {
+        let get = |key: &str| {
+            show.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        };
+        Self {
+            load_state: get("LoadState"),
+            active: ActiveState::parse(&get("ActiveState")),
+            sub_state: get("SubState"),
+            restarts: get("NRestarts").parse().unwrap_or(0),
+            result: get("Result"),
+            main_pid: get("MainPID").parse().unwrap_or(0),
+        }
+    }
+
+    /// True when systemd shows the unit failed or crash-looping: no point waiting further.
+    pub fn has_failed(&self) -> bool {
+        self.active == ActiveState::Failed
+            || self.sub_state == "auto-restart"
+            || self.load_state == "not-found"
+    }
+}
+
+impl fmt::Display for UnitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ActiveState={:?} SubState={} NRestarts={} Result={} MainPID={}",
+            self.active, self.sub_state, self.restarts, self.result, self.main_pid
+        )
+    }
+}
+
+/// Errors observing the unit.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    /// An engine call failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The unit failed or is crash-looping.
+    #[error("etcd.service is not running: {state}")]
+    Failed {
+        /// The state observed.
+        state: UnitState,
+    },
+    /// It neither became active nor failed in time.
+    #[error("etcd.service did not become active: {0}")]
+    Timeout(Timeout),
+}
+
+/// Reads the unit's state.
+pub async fn state(node: &Node) -> Result<UnitState, EngineError> {
+    let out = node
+        .exec(
+            &[
+                "systemctl",
+                "show",
+                UNIT,
+                "-p",
+                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID",
+            ],
+            Duration::from_secs(10),
+        )
+        .await?;
+    Ok(UnitState::parse(&out.stdout))
+}
+
+/// Waits until the unit is `active`; fails as soon as it is failed or crash-looping.
+pub async fn wait_active(node: &Node, timeout: Duration) -> Result<UnitState, UnitError> {
+    let waited = poll_until(
+        "etcd.service to be active",
+        timeout,
+        Duration::from_millis(100),
+        || async {
+            let state = state(node).await?;
+            if state.active == ActiveState::Active {
+                Ok(Probe::Ready(state))
+            } else if state.has_failed() {
+                Err(UnitError::Failed { state })
+            } else {
+                Ok(Probe::Pending(state.to_string()))
+            }
+        },
+    )
+    .await?;
+    waited.map_err(UnitError::Timeout)
+}
+
+/// Confirms the unit stays active with no restart for `window` after `since` (when it was seen
+/// active with `baseline` restarts), polling throughout so a death inside the window is caught.
+pub async fn stays_active(
+    node: &Node,
+    baseline: &UnitState,
+    since: Instant,
+    window: Duration,
+) -> Result<UnitState, UnitError> {
+    let remaining = window.saturating_sub(since.elapsed());
+    let waited = poll_until(
+        "etcd.service to stay active through the settle window",
+        remaining + Duration::from_secs(5),
+        Duration::from_millis(200),
+        || async {
+            let state = state(node).await?;
+            if state.active != ActiveState::Active || state.restarts != baseline.restarts {
+                return Err(UnitError::Failed { state });
+            }
+            if since.elapsed() >= window {
+                Ok(Probe::Ready(state))
+            } else {
+                Ok(Probe::Pending(state.to_string()))
+            }
+        },
+    )
+    .await?;
+    waited.map_err(UnitError::Timeout)
+}
+
+/// The unit's journal since `since_epoch` (seconds): etcd's own lines and systemd's lines about the
+/// unit. etcd's are matched by syslog identifier too, because journald can miss the unit field on the
+/// last line before a fast exit.
+pub async fn journal(node: &Node, since_epoch: u64) -> Result<String, EngineError> {
+    let since = format!("@{since_epoch}");
+    let out = node
+        .exec(
+            &[
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+                "--since",
+                &since,
+                "_SYSTEMD_UNIT=etcd.service",
+                "+",
+                "UNIT=etcd.service",
+                "+",
+                "SYSLOG_IDENTIFIER=etcd",
+            ],
+            Duration::from_secs(15),
+        )
+        .await?;
+    Ok(out.stdout)
+}
+
+/// Seconds since the epoch, for `journalctl --since @…`.
+pub fn epoch_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_systemctl_show_and_sees_a_crash_loop() {
+        let state = UnitState::parse(
+            "LoadState=loaded\nActiveState=activating\nSubState=auto-restart\nNRestarts=3\nResult=exit-code\nMainPID=0\n",
+        );
+        assert_eq!(state.active, ActiveState::Activating);
+        assert_eq!(state.restarts, 3);
+        assert!(state.has_failed());
+        let running = UnitState::parse("ActiveState=active\nSubState=running\nNRestarts=0\n");
+        assert!(!running.has_failed());
+    }
+}

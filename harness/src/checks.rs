@@ -280,8 +280,10 @@ pub async fn seed_command(node: &Node, command: &SeedCommand) -> CheckResult {
         duration: out.duration,
     };
     let first_line = printed.lines().next().unwrap_or("").to_owned();
+    // etcdctl prints its verdict last (after any retry warnings).
+    let last_line = printed.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
     let observed = if out.exit_code != 0 {
-        Err(vec![format!("exit {}: {first_line}", out.exit_code)])
+        Err(vec![format!("exit {}: {last_line}", out.exit_code)])
     } else if let Some(missing) = missing_lines(&command.output, &printed) {
         Err(vec![
             format!("exit 0, but the output differs from the seed's: missing `{missing}`"),

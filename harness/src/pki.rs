@@ -134,3 +134,81 @@ fn write(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
     std::fs::write(path, content).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::pem::parse_x509_pem;
+
+    fn parse(pem: &str) -> x509_parser::pem::Pem {
+        parse_x509_pem(pem.as_bytes()).expect("valid PEM").1
+    }
+
+    #[test]
+    fn kube_apiserver_certificate_has_the_sans_the_seed_dials() {
+        let pki = Pki::issue().unwrap();
+        let pem = parse(&pki.kube_apiserver.cert_pem);
+        let cert = pem.parse_x509().unwrap();
+        let sans = cert.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = sans
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                GeneralName::DNSName(d) => d.to_string(),
+                GeneralName::IPAddress(ip) => ip.iter().map(u8::to_string).collect::<Vec<_>>().join("."),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        for want in KUBE_APISERVER_SANS {
+            assert!(names.contains(&want.to_owned()), "{want} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn kube_apiserver_certificate_serves_and_authenticates_clients() {
+        let pki = Pki::issue().unwrap();
+        let pem = parse(&pki.kube_apiserver.cert_pem);
+        let cert = pem.parse_x509().unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.server_auth && eku.client_auth);
+        assert!(!cert.is_ca());
+        assert!(cert.validity().is_valid());
+    }
+
+    #[test]
+    fn kube_apiserver_certificate_chains_to_the_ca() {
+        let pki = Pki::issue().unwrap();
+        let ca_pem = parse(&pki.ca_pem());
+        let ca = ca_pem.parse_x509().unwrap();
+        assert!(ca.is_ca());
+        let leaf_pem = parse(&pki.kube_apiserver.cert_pem);
+        let leaf = leaf_pem.parse_x509().unwrap();
+        assert_eq!(leaf.issuer(), ca.subject());
+        leaf.verify_signature(Some(ca.public_key()))
+            .expect("signed by the CA");
+        let other = Pki::issue().unwrap();
+        let other_ca_pem = parse(&other.ca_pem());
+        let other_ca = other_ca_pem.parse_x509().unwrap();
+        assert!(leaf.verify_signature(Some(other_ca.public_key())).is_err());
+    }
+
+    #[test]
+    fn files_are_written_as_the_tutorial_names_them_and_the_key_is_private() {
+        let pki = Pki::issue().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        pki.write_to(dir.path()).unwrap();
+        let mode = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("kube-apiserver.key"), 0o600);
+        assert_eq!(mode("kube-apiserver.crt"), 0o644);
+        assert_eq!(mode("ca.crt"), 0o644);
+        assert!(!dir.path().join("ca.key").exists(), "the CA key stays in memory");
+    }
+}

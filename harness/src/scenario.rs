@@ -282,3 +282,104 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
     files.sort();
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"description = "d"
+unit = "unit.service"
+steps = "steps.toml"
+
+[member]
+name = "controller"
+id = "6702b0a34e2cfd39"
+peer_url = "http://127.0.0.1:2380"
+client_url = "https://127.0.0.1:2379"
+
+[[seed_command]]
+run = "etcdctl member list"
+expect = "fail"
+error = "context deadline exceeded"
+cause = "tls-required"
+"#;
+
+    /// A directory with a unit file and a steps file, and a scenario path inside it.
+    fn fixture() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("unit.service"), "[Service]\n").unwrap();
+        std::fs::write(
+            dir.path().join("steps.toml"),
+            "description = \"s\"\n[[step]]\nname = \"n\"\non = \"server\"\nrun = \"true\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("case.toml");
+        (dir, file)
+    }
+
+    fn error_of(text: &str) -> String {
+        let (_dir, file) = fixture();
+        Scenario::parse(&file, text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_scenario_parses_with_its_name_paths_and_expectations() {
+        let (dir, file) = fixture();
+        let scenario = Scenario::parse(&file, GOOD).unwrap();
+        assert_eq!(scenario.name, "case");
+        assert_eq!(scenario.unit_file, dir.path().join("unit.service"));
+        assert!(scenario.member.tls());
+        assert_eq!(scenario.member.client_port(), Some(2379));
+        assert_eq!(scenario.checks, Checks::default());
+        assert_eq!(scenario.seed_commands[0].cause, Some(Cause::TlsRequired));
+        assert_eq!(scenario.bootstrap.steps.len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_field() {
+        let text = GOOD.replace("peer_url", "peer_ulr");
+        let err = error_of(&text);
+        assert!(err.contains("case.toml:8:"), "{err}");
+        assert!(err.contains("unknown field `peer_ulr`"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let err = error_of(&GOOD.replace("description = \"d\"\n", ""));
+        assert!(err.contains("missing field `description`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_expectation_value_names_its_line() {
+        let err = error_of(&GOOD.replace("expect = \"fail\"", "expect = \"maybe\""));
+        assert!(err.contains("case.toml:13:"), "{err}");
+        assert!(err.contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_cause_is_refused() {
+        let err = error_of(&GOOD.replace("tls-required", "gremlins"));
+        assert!(err.contains("case.toml:15:"), "{err}");
+        assert!(err.contains("gremlins"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_unit_file_names_the_field_and_the_path() {
+        let err = error_of(&GOOD.replace("unit.service", "nope.service"));
+        assert!(err.contains("case.toml:2: field `unit`"), "{err}");
+        assert!(err.contains("nope.service"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_member_id_is_refused() {
+        let err = error_of(&GOOD.replace("6702b0a34e2cfd39", "controller-1"));
+        assert!(err.contains("field `member.id`"), "{err}");
+    }
+
+    #[test]
+    fn failure_details_on_a_command_that_must_pass_are_refused() {
+        let err = error_of(&GOOD.replace("expect = \"fail\"\n", ""));
+        assert!(err.contains("field `seed_command.error`"), "{err}");
+        assert!(err.contains("case.toml:11:"), "{err}");
+    }
+}

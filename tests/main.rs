@@ -1,1 +1,6 @@
+//! The one integration-test binary (one binary links the dependency tree once; many would not).
+//!
+//! `scenarios` runs every scenario file on a real engine; `cli` checks the command's contract.
 
+mod cli;
+mod scenarios;

@@ -12,9 +12,9 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use crate::downloads::{self, EtcdSource};
+use crate::engine::short;
 use crate::forward::Forward;
 use crate::image;
-use crate::engine::short;
 use crate::node::{Node, NodeError, NodeSpec};
 use crate::pki::Pki;
 use crate::runner::{self, Harness, Phase, RunError, RunOptions};
@@ -55,7 +55,11 @@ const BASE_ETCD: &str = "baseline: bare etcd container, first answer";
 
 impl fmt::Display for BenchTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<46} {:>9} {:>9} {:>9}", "phase", "median", "min", "max")?;
+        writeln!(
+            f,
+            "{:<46} {:>9} {:>9} {:>9}",
+            "phase", "median", "min", "max"
+        )?;
         for (label, values) in &self.rows {
             let min = values.iter().min().copied().unwrap_or_default();
             let max = values.iter().max().copied().unwrap_or_default();
@@ -82,7 +86,10 @@ impl fmt::Display for BenchTable {
             )?;
         }
         if !self.scenario_ok {
-            writeln!(f, "warning: the scenario's expectations did not hold in every round")?;
+            writeln!(
+                f,
+                "warning: the scenario's expectations did not hold in every round"
+            )?;
         }
         Ok(())
     }
@@ -132,13 +139,22 @@ pub async fn run(
         }
     }
     // Keep the table's phase order stable even if a round lacked a phase.
-    let order = [Phase::Prepare, Phase::NodeBoot, Phase::Bootstrap, Phase::EtcdReady];
+    let order = [
+        Phase::Prepare,
+        Phase::NodeBoot,
+        Phase::Bootstrap,
+        Phase::EtcdReady,
+    ];
     table.rows.sort_by_key(|(label, _)| {
         order
             .iter()
             .position(|p| p.name() == label)
             .map(|i| i + 1)
-            .unwrap_or(if label == "node image (cache hit)" { 0 } else { 10 })
+            .unwrap_or(if label == "node image (cache hit)" {
+                0
+            } else {
+                10
+            })
     });
     Ok(table)
 }

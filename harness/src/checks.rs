@@ -24,7 +24,10 @@ pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Keys an API server would write, with values; the secret is shaped as encryption-at-rest stores it.
 pub const REGISTRY_KEYS: [(&str, &str); 3] = [
-    ("/registry/pods/default/my-pod", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"my-pod\"}}"),
+    (
+        "/registry/pods/default/my-pod",
+        "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"my-pod\"}}",
+    ),
     (
         "/registry/services/default/kubernetes",
         "{\"kind\":\"Service\",\"metadata\":{\"name\":\"kubernetes\"}}",
@@ -86,7 +89,11 @@ impl fmt::Display for CheckResult {
             Expect::Pass => "must pass",
             Expect::Fail => "must fail",
         };
-        writeln!(f, "[{mark}] {} ({expectation}): {}", self.name, self.summary)?;
+        writeln!(
+            f,
+            "[{mark}] {} ({expectation}): {}",
+            self.name, self.summary
+        )?;
         for line in &self.details {
             writeln!(f, "         {line}")?;
         }
@@ -103,7 +110,11 @@ impl fmt::Display for CheckResult {
 
 /// Connects etcd-client to the forwarded client port: mutual TLS with the run's CA and the
 /// kube-apiserver identity when `tls`, plain otherwise.
-pub async fn connect(local: SocketAddr, tls: bool, pki: &Pki) -> Result<Client, etcd_client::Error> {
+pub async fn connect(
+    local: SocketAddr,
+    tls: bool,
+    pki: &Pki,
+) -> Result<Client, etcd_client::Error> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10));
@@ -217,7 +228,10 @@ pub async fn registry(client: Result<&mut Client, &str>, expected: Expect) -> Ch
                 .map_err(|e| vec![format!("put {key} failed: {e}")])?;
         }
         let listed = client
-            .get("/registry/", Some(GetOptions::new().with_prefix().with_keys_only()))
+            .get(
+                "/registry/",
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
             .await
             .map_err(|e| vec![format!("prefix read of /registry/ failed: {e}")])?;
         let keys: Vec<String> = listed
@@ -281,7 +295,11 @@ pub async fn seed_command(node: &Node, command: &SeedCommand) -> CheckResult {
     };
     let first_line = printed.lines().next().unwrap_or("").to_owned();
     // etcdctl prints its verdict last (after any retry warnings).
-    let last_line = printed.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last_line = printed
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let observed = if out.exit_code != 0 {
         Err(vec![format!("exit {}: {last_line}", out.exit_code)])
     } else if let Some(missing) = missing_lines(&command.output, &printed) {
@@ -305,7 +323,9 @@ pub async fn seed_command(node: &Node, command: &SeedCommand) -> CheckResult {
             }
             Err(e) => {
                 result.holds = false;
-                result.details.push(format!("could not gather evidence: {e}"));
+                result
+                    .details
+                    .push(format!("could not gather evidence: {e}"));
             }
         }
     }
@@ -388,7 +408,10 @@ mod tests {
     fn expected_lines_must_appear_in_order() {
         let expected = vec!["one".to_owned(), "two".to_owned()];
         assert_eq!(missing_lines(&expected, "zero\none\ntwo\n"), None);
-        assert_eq!(missing_lines(&expected, "two\none\n"), Some("two".to_owned()));
+        assert_eq!(
+            missing_lines(&expected, "two\none\n"),
+            Some("two".to_owned())
+        );
     }
 
     #[test]

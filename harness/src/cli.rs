@@ -77,7 +77,10 @@ fn default_scenarios() -> PathBuf {
 /// Parses arguments, runs the command, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
@@ -138,7 +141,8 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         Command::Bench { common, rounds } => {
             let file = resolve("tutorial-tls", &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
-            let table = bench::run(&scenario, &common.etcd_source()?, rounds, &mut progress).await?;
+            let table =
+                bench::run(&scenario, &common.etcd_source()?, rounds, &mut progress).await?;
             print!("{table}");
             Ok(true)
         }

@@ -226,13 +226,11 @@ async fn from_tarball(tarball: &Path) -> Result<Downloads, DownloadsError> {
             };
             if binary == "etcd" || binary == "etcdctl" {
                 let target = work.join(binary);
-                entry
-                    .unpack(&target)
-                    .map_err(|source| DownloadsError::Io {
-                        action: "extract",
-                        path: target,
-                        source,
-                    })?;
+                entry.unpack(&target).map_err(|source| DownloadsError::Io {
+                    action: "extract",
+                    path: target,
+                    source,
+                })?;
             }
         }
         for binary in ["etcd", "etcdctl"] {

@@ -84,14 +84,12 @@ pub(crate) async fn within<T>(
     action: impl Fn() -> String,
     fut: impl std::future::Future<Output = Result<T, EngineError>>,
 ) -> Result<T, EngineError> {
-    tokio::time::timeout(after, fut)
-        .await
-        .unwrap_or_else(|_| {
-            Err(EngineError::Timeout {
-                action: action(),
-                after,
-            })
+    tokio::time::timeout(after, fut).await.unwrap_or_else(|_| {
+        Err(EngineError::Timeout {
+            action: action(),
+            after,
         })
+    })
 }
 
 /// The labels a run puts on everything it creates.
@@ -333,7 +331,13 @@ impl Engine {
             path: dir.to_owned(),
             source,
         })?;
-        let action = || format!("upload {} file(s) to {}:{dir}", files.len(), short(container));
+        let action = || {
+            format!(
+                "upload {} file(s) to {}:{dir}",
+                files.len(),
+                short(container)
+            )
+        };
         within(REQUEST_TIMEOUT, action, async {
             self.docker
                 .upload_to_container(
@@ -364,6 +368,28 @@ impl Engine {
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_owned())
+        })
+        .await
+    }
+
+    /// Ids of the containers that carry `labels`' run label: after a run has cleaned up, none.
+    pub async fn containers_of(&self, labels: &Labels) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_RUN}={}", labels.run_id())],
+        )]);
+        let action = || format!("list containers of run {}", labels.run_id());
+        within(REQUEST_TIMEOUT, action, async {
+            let listed = self
+                .docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(filters.clone()),
+                    ..Default::default()
+                }))
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok(listed.into_iter().filter_map(|c| c.id).collect())
         })
         .await
     }
@@ -460,6 +486,9 @@ mod tests {
         let live = HashMap::from([(LABEL_PID.to_owned(), std::process::id().to_string())]);
         assert!(owner_is_gone(&dead));
         assert!(!owner_is_gone(&live));
-        assert!(!owner_is_gone(&HashMap::new()), "unlabelled: never ours to judge");
+        assert!(
+            !owner_is_gone(&HashMap::new()),
+            "unlabelled: never ours to judge"
+        );
     }
 }

@@ -77,7 +77,11 @@ pub struct Node {
 impl Node {
     /// Starts a node with the settings systemd needs as PID 1 in this sandbox, and waits until
     /// `systemctl is-system-running` answers `running`.
-    pub async fn start(engine: &Engine, labels: &Labels, spec: &NodeSpec) -> Result<Self, NodeError> {
+    pub async fn start(
+        engine: &Engine,
+        labels: &Labels,
+        spec: &NodeSpec,
+    ) -> Result<Self, NodeError> {
         let mut request = GenericImage::new(spec.image.repo.clone(), spec.image.tag.clone())
             // systemd must be PID 1: it is what `systemctl` talks to and what runs etcd.service.
             .with_cmd(["/lib/systemd/systemd"])
@@ -150,10 +154,13 @@ impl Node {
     /// Removes the node now (rather than on drop), reporting a failure to do so.
     pub async fn remove(self) -> Result<(), NodeError> {
         let id = short(self.id()).to_owned();
-        self.container.rm().await.map_err(|source| NodeError::Remove {
-            node: id,
-            source: Box::new(source),
-        })
+        self.container
+            .rm()
+            .await
+            .map_err(|source| NodeError::Remove {
+                node: id,
+                source: Box::new(source),
+            })
     }
 
     async fn wait_for_systemd(&self) -> Result<(), NodeError> {
@@ -171,7 +178,10 @@ impl Node {
                     "running" => Probe::Ready(()),
                     "degraded" => {
                         let failed = self
-                            .exec(&["systemctl", "--failed", "--no-pager"], Duration::from_secs(10))
+                            .exec(
+                                &["systemctl", "--failed", "--no-pager"],
+                                Duration::from_secs(10),
+                            )
                             .await?;
                         return Err(NodeError::Degraded {
                             node: node.clone(),

@@ -157,12 +157,17 @@ mod tests {
             .iter()
             .map(|n| match n {
                 GeneralName::DNSName(d) => d.to_string(),
-                GeneralName::IPAddress(ip) => ip.iter().map(u8::to_string).collect::<Vec<_>>().join("."),
+                GeneralName::IPAddress(ip) => {
+                    ip.iter().map(u8::to_string).collect::<Vec<_>>().join(".")
+                }
                 other => format!("{other:?}"),
             })
             .collect();
         for want in KUBE_APISERVER_SANS {
-            assert!(names.contains(&want.to_owned()), "{want} missing from {names:?}");
+            assert!(
+                names.contains(&want.to_owned()),
+                "{want} missing from {names:?}"
+            );
         }
     }
 
@@ -209,6 +214,9 @@ mod tests {
         assert_eq!(mode("kube-apiserver.key"), 0o600);
         assert_eq!(mode("kube-apiserver.crt"), 0o644);
         assert_eq!(mode("ca.crt"), 0o644);
-        assert!(!dir.path().join("ca.key").exists(), "the CA key stays in memory");
+        assert!(
+            !dir.path().join("ca.key").exists(),
+            "the CA key stays in memory"
+        );
     }
 }

@@ -16,7 +16,11 @@ pub fn render(report: &Report) -> String {
 }
 
 fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
-    writeln!(out, "scenario: {} — {}", report.scenario, report.description)?;
+    writeln!(
+        out,
+        "scenario: {} — {}",
+        report.scenario, report.description
+    )?;
     writeln!(
         out,
         "etcd:     {} ({})",

@@ -109,7 +109,9 @@ impl Harness {
         let engine = Engine::connect().await?;
         let swept = engine.sweep_stale().await?;
         if swept > 0 {
-            progress(&format!("removed {swept} leftover(s) of killed etcd-harness runs"));
+            progress(&format!(
+                "removed {swept} leftover(s) of killed etcd-harness runs"
+            ));
         }
         let image = image::ensure(&engine, progress).await?;
         Ok(Self {
@@ -300,7 +302,9 @@ async fn run_checks(
     Ok(results)
 }
 
-fn client_ref(client: &mut Result<etcd_client::Client, String>) -> Result<&mut etcd_client::Client, &str> {
+fn client_ref(
+    client: &mut Result<etcd_client::Client, String>,
+) -> Result<&mut etcd_client::Client, &str> {
     client.as_mut().map_err(|e| e.as_str())
 }
 
@@ -335,7 +339,10 @@ async fn troubleshoot(node: &Node, report: &mut Report, since: u64) -> Result<()
 /// `etcd --version`'s version line, if etcd is installed where the tutorial puts it.
 async fn etcd_version(node: &Node) -> Result<Option<String>, EngineError> {
     let out = node
-        .exec(&["/usr/local/bin/etcd", "--version"], Duration::from_secs(10))
+        .exec(
+            &["/usr/local/bin/etcd", "--version"],
+            Duration::from_secs(10),
+        )
         .await?;
     Ok(out
         .stdout
@@ -346,7 +353,11 @@ async fn etcd_version(node: &Node) -> Result<Option<String>, EngineError> {
 
 /// Lays out the jumpbox as the tutorial has it: the earlier sections' certificates, `downloads/` and
 /// `units/etcd.service` (the scenario's unit file, whatever its name).
-fn jumpbox(pki: &Pki, downloads: &Downloads, unit_file: &Path) -> Result<tempfile::TempDir, RunError> {
+fn jumpbox(
+    pki: &Pki,
+    downloads: &Downloads,
+    unit_file: &Path,
+) -> Result<tempfile::TempDir, RunError> {
     let dir = tempfile::Builder::new()
         .prefix("etcd-harness-jumpbox-")
         .tempdir()
@@ -360,7 +371,10 @@ fn jumpbox(pki: &Pki, downloads: &Downloads, unit_file: &Path) -> Result<tempfil
         let path = path.to_owned();
         move |source| RunError::Jumpbox { path, source }
     };
-    for (sub, binary) in [("controller", &downloads.etcd), ("client", &downloads.etcdctl)] {
+    for (sub, binary) in [
+        ("controller", &downloads.etcd),
+        ("client", &downloads.etcdctl),
+    ] {
         let target_dir = root.join("downloads").join(sub);
         std::fs::create_dir_all(&target_dir).map_err(io(&target_dir))?;
         let name = binary.file_name().unwrap_or_default();

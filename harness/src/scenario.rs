@@ -84,7 +84,12 @@ impl ExpectedMember {
 
     /// The client port inside the node.
     pub fn client_port(&self) -> Option<u16> {
-        self.client_url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+        self.client_url
+            .rsplit(':')
+            .next()?
+            .trim_end_matches('/')
+            .parse()
+            .ok()
     }
 }
 
@@ -180,14 +185,13 @@ impl Scenario {
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             message: e.message().trim().to_owned(),
         })?;
-        let invalid = |span: std::ops::Range<usize>, field, problem: String| {
-            ScenarioError::Invalid {
+        let invalid =
+            |span: std::ops::Range<usize>, field, problem: String| ScenarioError::Invalid {
                 file: file.to_owned(),
                 line: line_of(text, span.start),
                 field,
                 problem,
-            }
-        };
+            };
         let dir = file.parent().unwrap_or(Path::new("."));
         let unit_file = dir.join(raw.unit.get_ref());
         if !unit_file.is_file() {
@@ -217,14 +221,20 @@ impl Scenario {
             return Err(invalid(
                 member_span,
                 "member.id",
-                format!("`{}` is not 16 hex digits as etcdctl prints a member ID", member.id),
+                format!(
+                    "`{}` is not 16 hex digits as etcdctl prints a member ID",
+                    member.id
+                ),
             ));
         }
         if member.client_port().is_none() {
             return Err(invalid(
                 member_span,
                 "member.client_url",
-                format!("`{}` has no port (expected e.g. https://127.0.0.1:2379)", member.client_url),
+                format!(
+                    "`{}` has no port (expected e.g. https://127.0.0.1:2379)",
+                    member.client_url
+                ),
             ));
         }
         let mut seed_commands = Vec::new();

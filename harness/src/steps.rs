@@ -232,7 +232,10 @@ async fn run_one(step: &Step, node: &Node, jumpbox: &Path) -> Result<Entry, RunS
                     source,
                 };
                 let content = std::fs::read(&path).map_err(jumpbox_error)?;
-                let mode = std::fs::metadata(&path).map_err(jumpbox_error)?.permissions().mode();
+                let mode = std::fs::metadata(&path)
+                    .map_err(jumpbox_error)?
+                    .permissions()
+                    .mode();
                 files.push(UploadFile {
                     name: Path::new(source)
                         .file_name()
@@ -257,7 +260,10 @@ async fn run_one(step: &Step, node: &Node, jumpbox: &Path) -> Result<Entry, RunS
             })
         }
         Action::Shell(script) => {
-            let out = node.shell(script, STEP_TIMEOUT).await.map_err(engine_error)?;
+            let out = node
+                .shell(script, STEP_TIMEOUT)
+                .await
+                .map_err(engine_error)?;
             Ok(Entry {
                 step: step.name.clone(),
                 host: Host::Server,
@@ -328,7 +334,9 @@ mod tests {
         let commands: Vec<&str> = bootstrap.steps.iter().map(|s| s.command.as_str()).collect();
         assert!(commands.contains(&"mv etcd etcdctl /usr/local/bin/"));
         assert!(commands.contains(&"mv etcd.service /etc/systemd/system/"));
-        assert!(commands.iter().any(|c| c.contains("chmod 700 /var/lib/etcd")));
+        assert!(commands
+            .iter()
+            .any(|c| c.contains("chmod 700 /var/lib/etcd")));
         assert!(commands.last().unwrap().contains("systemctl start etcd"));
     }
 }

@@ -119,7 +119,9 @@ mod tests {
         t.push(entry("Step 5", "true", 0, ""));
         let text = t.to_string();
         assert_eq!(text.matches("── Step 5").count(), 1, "{text}");
-        assert!(text.contains("root@server:~# mv etcd etcdctl /usr/local/bin/\n  [exit 0 in 0.12s]"));
+        assert!(
+            text.contains("root@server:~# mv etcd etcdctl /usr/local/bin/\n  [exit 0 in 0.12s]")
+        );
         assert!(text.contains("root@server:~# {\n>   systemctl start etcd\n> }\n  ok\n"));
     }
 

@@ -232,7 +232,7 @@ pub async fn run(
                 let active_since = Instant::now();
                 lap(Phase::EtcdReady, &mut timings);
                 report.checks = run_checks(&node, scenario, &pki, &active, active_since).await?;
-                let seed_entries = report.checks.iter_mut().filter_map(|c| c.entry.take());
+                let seed_entries = report.checks.iter().filter_map(|c| c.entry.clone());
                 for entry in seed_entries.collect::<Vec<_>>() {
                     report.transcript.push(entry);
                 }

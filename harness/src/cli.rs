@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::downloads::EtcdSource;
 use crate::runner::{self, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
+use crate::wait::{poll_until, Probe};
 use crate::{bench, engine, image, report};
 
 /// Boot real etcd the way the tutorial does, in a throwaway systemd node, and prove it works.
@@ -87,13 +89,61 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
+    let outcome = runtime.block_on(async {
+        let run = dispatch(cli.command);
+        tokio::pin!(run);
+        let signal = tokio::select! {
+            outcome = &mut run => return Some(outcome),
+            signal = interrupted() => signal,
+        };
+        eprintln!("interrupted by {signal}: removing this run's containers");
+        // testcontainers' watchdog is removing them and then ends the process. The run is not polled
+        // meanwhile, so nothing races it; should the watchdog not finish, dropping the run removes its
+        // node.
+        let _ = wait_for_watchdog().await;
+        None
+    });
+    match outcome {
+        Some(Ok(true)) => ExitCode::SUCCESS,
+        Some(Ok(false)) => ExitCode::from(1),
+        Some(Err(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+        None => ExitCode::from(130),
+    }
+}
+
+/// Waits (bounded) until no container of this process is left.
+async fn wait_for_watchdog() -> anyhow::Result<()> {
+    let engine = engine::Engine::connect().await?;
+    let gone = poll_until(
+        "testcontainers' watchdog to remove this run's containers",
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || async {
+            let left = engine.containers_of_this_process().await?;
+            Ok::<_, engine::EngineError>(if left.is_empty() {
+                Probe::Ready(())
+            } else {
+                Probe::Pending(format!("{} left", left.len()))
+            })
+        },
+    )
+    .await?;
+    Ok(gone?)
+}
+
+/// Resolves on Ctrl-C or SIGTERM, naming the signal. If no handler can be installed, never resolves
+/// (the watchdog still removes containers on signals).
+async fn interrupted() -> &'static str {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
+        Some(()) = term.recv() => "SIGTERM",
     }
 }
 

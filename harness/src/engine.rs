@@ -374,11 +374,22 @@ impl Engine {
 
     /// Ids of the containers that carry `labels`' run label: after a run has cleaned up, none.
     pub async fn containers_of(&self, labels: &Labels) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_RUN}={}", labels.run_id())],
-        )]);
-        let action = || format!("list containers of run {}", labels.run_id());
+        self.containers_labelled(LABEL_RUN, labels.run_id()).await
+    }
+
+    /// Ids of the containers this process created that still exist.
+    pub async fn containers_of_this_process(&self) -> Result<Vec<String>, EngineError> {
+        self.containers_labelled(LABEL_PID, &std::process::id().to_string())
+            .await
+    }
+
+    async fn containers_labelled(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![format!("{key}={value}")])]);
+        let action = || format!("list containers labelled {key}={value}");
         within(REQUEST_TIMEOUT, action, async {
             let listed = self
                 .docker

@@ -47,9 +47,10 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
         }
     }
     if let Some(kept) = &report.kept {
-        writeln!(out, "\nnode kept: docker exec -it {} bash", kept.container)?;
+        let id = crate::engine::short(&kept.container);
+        writeln!(out, "\nnode kept: docker exec -it {id} bash")?;
         writeln!(out, "PKI and jumpbox: {}", kept.jumpbox.display())?;
-        writeln!(out, "remove it with: docker rm -f {}", kept.container)?;
+        writeln!(out, "remove it with: docker rm -f {id}")?;
     }
     let held = report.checks.iter().filter(|c| c.holds).count();
     writeln!(

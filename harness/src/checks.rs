@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 
 use crate::diagnose::{self, Diagnosis};
-use crate::node::Node;
+use crate::node::NodeHandle;
 use crate::pki::Pki;
 use crate::scenario::{Expect, ExpectedMember, SeedCommand};
 use crate::transcript::{Entry, Host};
@@ -188,7 +188,7 @@ pub async fn member_list(
 pub async fn health(
     client: Result<&mut Client, &str>,
     expected: Expect,
-    node: &Node,
+    node: &NodeHandle,
     active: &UnitState,
     active_since: Instant,
 ) -> CheckResult {
@@ -275,7 +275,7 @@ pub async fn registry(client: Result<&mut Client, &str>, expected: Expect) -> Ch
 
 /// Runs one of the seed's commands verbatim in the node and compares what it prints with the seed's
 /// expected output; a failure is diagnosed.
-pub async fn seed_command(node: &Node, command: &SeedCommand) -> CheckResult {
+pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResult {
     let since = unit::epoch_now();
     let out = match node.shell(&command.run, SEED_COMMAND_TIMEOUT).await {
         Ok(out) => out,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::engine::EngineError;
-use crate::node::Node;
+use crate::node::NodeHandle;
 use crate::unit;
 
 /// A named cause of failure.
@@ -156,7 +156,7 @@ fn listen_client_urls(unit_file: &str) -> Vec<String> {
 
 /// Gathers the journal since `since_epoch` and the loaded unit file from `node`.
 pub async fn gather(
-    node: &Node,
+    node: &NodeHandle,
     command: &str,
     output: &str,
     since_epoch: u64,

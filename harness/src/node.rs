@@ -68,10 +68,58 @@ pub struct NodeSpec {
     pub keep: bool,
 }
 
+/// A node reached by container id: running commands in it. Diagnosis uses it on nodes this
+/// process did not start (kept with `run --keep`).
+#[derive(Clone)]
+pub struct NodeHandle {
+    engine: Engine,
+    id: String,
+}
+
+impl NodeHandle {
+    /// A handle on container `id` of `engine`.
+    pub fn new(engine: &Engine, id: &str) -> Self {
+        Self {
+            engine: engine.clone(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The engine this node runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs `argv` in the node as root in `/root` and returns its output; the caller judges the
+    /// exit code.
+    pub async fn exec(&self, argv: &[&str], timeout: Duration) -> Result<ExecOutput, EngineError> {
+        self.engine.exec(&self.id, argv, "/root", timeout).await
+    }
+
+    /// Runs `script` with `bash -c` in the node as root in `/root` — how an operator's terminal
+    /// runs the seed's commands.
+    pub async fn shell(&self, script: &str, timeout: Duration) -> Result<ExecOutput, EngineError> {
+        self.exec(&["bash", "-c", script], timeout).await
+    }
+}
+
 /// A running node. Dropping it removes the container.
 pub struct Node {
     container: ContainerAsync<GenericImage>,
-    engine: Engine,
+    handle: NodeHandle,
+}
+
+impl std::ops::Deref for Node {
+    type Target = NodeHandle;
+
+    fn deref(&self) -> &NodeHandle {
+        &self.handle
+    }
 }
 
 impl Node {
@@ -113,33 +161,11 @@ impl Node {
             source: Box::new(source),
         })?;
         let node = Self {
+            handle: NodeHandle::new(engine, container.id()),
             container,
-            engine: engine.clone(),
         };
         node.wait_for_systemd().await?;
         Ok(node)
-    }
-
-    /// The container id.
-    pub fn id(&self) -> &str {
-        self.container.id()
-    }
-
-    /// The engine this node runs on.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// Runs `argv` in the node as root in `/root` and returns its output; the caller judges the
-    /// exit code.
-    pub async fn exec(&self, argv: &[&str], timeout: Duration) -> Result<ExecOutput, EngineError> {
-        self.engine.exec(self.id(), argv, "/root", timeout).await
-    }
-
-    /// Runs `script` with `bash -c` in the node as root in `/root` — how an operator's terminal
-    /// runs the seed's commands.
-    pub async fn shell(&self, script: &str, timeout: Duration) -> Result<ExecOutput, EngineError> {
-        self.exec(&["bash", "-c", script], timeout).await
     }
 
     /// Leaves the node running after this value is gone and returns its container id.

@@ -55,52 +55,81 @@ pub struct Pki {
     pub kube_apiserver: Identity,
 }
 
+/// What the server's certificate files (`kube-apiserver.crt/key`) are: right, or wrong in one of the
+/// ways the tutorial's readers get them wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerCert {
+    /// As the tutorial issues it.
+    #[default]
+    Valid,
+    /// Without the `127.0.0.1` and `localhost` SANs the seed's clients dial.
+    NoLoopbackSan,
+    /// Expired yesterday.
+    Expired,
+    /// The key file holds a different key than the certificate's.
+    KeyMismatch,
+}
+
+/// The identity a client presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientCert {
+    /// The kube-apiserver certificate, as the seed's /registry/ read uses it.
+    #[default]
+    KubeApiserver,
+    /// A certificate issued by another CA.
+    OtherCa,
+    /// No client certificate at all.
+    None,
+}
+
 impl Pki {
     /// Issues a fresh CA and a kube-apiserver certificate signed by it (serverAuth + clientAuth,
     /// SANs [`KUBE_APISERVER_SANS`]), valid from an hour ago for a day.
     pub fn issue() -> Result<Self, PkiError> {
-        let issue = |what| move |source| PkiError::Issue { what, source };
-        let now = OffsetDateTime::now_utc();
-        let ca_key = KeyPair::generate().map_err(issue("CA key"))?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(issue("CA"))?;
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "etcd-harness throwaway CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca_params.not_before = now - Duration::hours(1);
-        ca_params.not_after = now + Duration::days(1);
-        let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(issue("CA"))?;
+        Self::issue_with(ServerCert::Valid)
+    }
 
-        let key = KeyPair::generate().map_err(issue("kube-apiserver key"))?;
-        let mut params = CertificateParams::new(KUBE_APISERVER_SANS.map(String::from).to_vec())
-            .map_err(issue("kube-apiserver certificate"))?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(1);
-        let cert = params
-            .signed_by(&key, &ca)
-            .map_err(issue("kube-apiserver certificate"))?;
+    /// Like [`Pki::issue`], with the server's certificate files made wrong as `server` says.
+    pub fn issue_with(server: ServerCert) -> Result<Self, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let ca = new_ca("etcd-harness throwaway CA")?;
+        let sans: Vec<String> = match server {
+            ServerCert::NoLoopbackSan => vec!["server".into(), "10.240.0.10".into()],
+            _ => KUBE_APISERVER_SANS.map(String::from).to_vec(),
+        };
+        let (not_before, not_after) = match server {
+            ServerCert::Expired => (now - Duration::days(2), now - Duration::days(1)),
+            _ => (now - Duration::hours(1), now + Duration::days(1)),
+        };
+        let (cert_pem, key) = leaf(&ca, "kube-apiserver", sans, not_before, not_after)?;
+        let key_pem = match server {
+            ServerCert::KeyMismatch => KeyPair::generate()
+                .map_err(issue("replacement key"))?
+                .serialize_pem(),
+            _ => key.serialize_pem(),
+        };
         Ok(Self {
-            kube_apiserver: Identity {
-                cert_pem: cert.pem(),
-                key_pem: key.serialize_pem(),
-            },
+            kube_apiserver: Identity { cert_pem, key_pem },
             ca,
+        })
+    }
+
+    /// A client identity issued by a CA of its own, unknown to etcd.
+    pub fn other_ca_client() -> Result<Identity, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let other = new_ca("another CA")?;
+        let (cert_pem, key) = leaf(
+            &other,
+            "kube-apiserver",
+            KUBE_APISERVER_SANS.map(String::from).to_vec(),
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )?;
+        Ok(Identity {
+            cert_pem,
+            key_pem: key.serialize_pem(),
         })
     }
 
@@ -126,6 +155,89 @@ impl Pki {
     }
 }
 
+/// What a diagnosis needs to know of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFacts {
+    /// Its DNS and IP subject alternative names.
+    pub sans: Vec<String>,
+    /// Whether it is outside its validity period now.
+    pub expired: bool,
+}
+
+/// Reads the SANs and validity of the PEM certificate `pem`; `None` if it is not one.
+pub fn inspect(pem: &str) -> Option<CertFacts> {
+    use x509_parser::extensions::GeneralName;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    let sans = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| {
+            ext.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    GeneralName::DNSName(d) => Some(d.to_string()),
+                    GeneralName::IPAddress(ip) if ip.len() == 4 => {
+                        Some(ip.iter().map(u8::to_string).collect::<Vec<_>>().join("."))
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(CertFacts {
+        sans,
+        expired: !cert.validity().is_valid(),
+    })
+}
+
+fn issue(what: &'static str) -> impl Fn(rcgen::Error) -> PkiError {
+    move |source| PkiError::Issue { what, source }
+}
+
+fn new_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
+    let now = OffsetDateTime::now_utc();
+    let key = KeyPair::generate().map_err(issue("CA key"))?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(issue("CA"))?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(1);
+    CertifiedIssuer::self_signed(params, key).map_err(issue("CA"))
+}
+
+/// A serverAuth + clientAuth certificate for `sans`, signed by `ca`, and its key.
+fn leaf(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    name: &str,
+    sans: Vec<String>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<(String, KeyPair), PkiError> {
+    let key = KeyPair::generate().map_err(issue("certificate key"))?;
+    let mut params = CertificateParams::new(sans).map_err(issue("certificate"))?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params.signed_by(&key, ca).map_err(issue("certificate"))?;
+    Ok((cert.pem(), key))
+}
+
 fn write(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
     let err = |source| PkiError::Write {
         path: path.to_owned(),
@@ -138,7 +250,6 @@ fn write(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x509_parser::extensions::GeneralName;
     use x509_parser::pem::parse_x509_pem;
 
     fn parse(pem: &str) -> x509_parser::pem::Pem {
@@ -148,27 +259,49 @@ mod tests {
     #[test]
     fn kube_apiserver_certificate_has_the_sans_the_seed_dials() {
         let pki = Pki::issue().unwrap();
-        let pem = parse(&pki.kube_apiserver.cert_pem);
-        let cert = pem.parse_x509().unwrap();
-        let sans = cert.subject_alternative_name().unwrap().unwrap();
-        let names: Vec<String> = sans
-            .value
-            .general_names
-            .iter()
-            .map(|n| match n {
-                GeneralName::DNSName(d) => d.to_string(),
-                GeneralName::IPAddress(ip) => {
-                    ip.iter().map(u8::to_string).collect::<Vec<_>>().join(".")
-                }
-                other => format!("{other:?}"),
-            })
-            .collect();
+        let facts = inspect(&pki.kube_apiserver.cert_pem).unwrap();
         for want in KUBE_APISERVER_SANS {
             assert!(
-                names.contains(&want.to_owned()),
-                "{want} missing from {names:?}"
+                facts.sans.contains(&want.to_owned()),
+                "{want} missing from {facts:?}"
             );
         }
+        assert!(!facts.expired);
+    }
+
+    #[test]
+    fn faulty_server_certificates_are_faulty_in_exactly_their_way() {
+        let no_san = Pki::issue_with(ServerCert::NoLoopbackSan).unwrap();
+        let facts = inspect(&no_san.kube_apiserver.cert_pem).unwrap();
+        assert_eq!(facts.sans, ["server", "10.240.0.10"]);
+        assert!(!facts.expired);
+
+        let expired = Pki::issue_with(ServerCert::Expired).unwrap();
+        let facts = inspect(&expired.kube_apiserver.cert_pem).unwrap();
+        assert!(facts.expired);
+        assert!(facts.sans.contains(&"127.0.0.1".to_owned()));
+
+        let key_matches = |pki: &Pki| {
+            let cert_pem = parse(&pki.kube_apiserver.cert_pem);
+            let cert = cert_pem.parse_x509().unwrap();
+            let key = KeyPair::from_pem(&pki.kube_apiserver.key_pem).unwrap();
+            *cert.public_key().subject_public_key.data == *key.public_key_raw()
+        };
+        assert!(key_matches(&Pki::issue().unwrap()));
+        assert!(!key_matches(
+            &Pki::issue_with(ServerCert::KeyMismatch).unwrap()
+        ));
+    }
+
+    #[test]
+    fn another_cas_client_certificate_does_not_chain_to_the_run_ca() {
+        let pki = Pki::issue().unwrap();
+        let ca_pem = parse(&pki.ca_pem());
+        let ca = ca_pem.parse_x509().unwrap();
+        let other = Pki::other_ca_client().unwrap();
+        let leaf_pem = parse(&other.cert_pem);
+        let leaf = leaf_pem.parse_x509().unwrap();
+        assert!(leaf.verify_signature(Some(ca.public_key())).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::engine::{EngineError, UploadFile};
-use crate::node::Node;
+use crate::node::NodeHandle;
 use crate::scenario::line_of;
 use crate::transcript::{Entry, Host, Transcript};
 
@@ -200,7 +200,7 @@ fn parse_scp(command: &str) -> Option<Action> {
 /// Stops after the first step that exits non-zero and returns its index.
 pub async fn run(
     steps: &[Step],
-    node: &Node,
+    node: &NodeHandle,
     jumpbox: &Path,
     transcript: &mut Transcript,
 ) -> Result<Option<usize>, RunStepError> {
@@ -215,7 +215,7 @@ pub async fn run(
     Ok(None)
 }
 
-async fn run_one(step: &Step, node: &Node, jumpbox: &Path) -> Result<Entry, RunStepError> {
+async fn run_one(step: &Step, node: &NodeHandle, jumpbox: &Path) -> Result<Entry, RunStepError> {
     let start = Instant::now();
     let engine_error = |source| RunStepError::Engine {
         step: step.name.clone(),

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::engine::EngineError;
-use crate::node::Node;
+use crate::node::NodeHandle;
 use crate::wait::{poll_until, Probe, Timeout};
 
 /// The unit the tutorial installs.
@@ -120,7 +120,7 @@ pub enum UnitError {
 }
 
 /// Reads the unit's state.
-pub async fn state(node: &Node) -> Result<UnitState, EngineError> {
+pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
     let out = node
         .exec(
             &[
@@ -137,7 +137,7 @@ pub async fn state(node: &Node) -> Result<UnitState, EngineError> {
 }
 
 /// Waits until the unit is `active`; fails as soon as it is failed or crash-looping.
-pub async fn wait_active(node: &Node, timeout: Duration) -> Result<UnitState, UnitError> {
+pub async fn wait_active(node: &NodeHandle, timeout: Duration) -> Result<UnitState, UnitError> {
     let waited = poll_until(
         "etcd.service to be active",
         timeout,
@@ -160,7 +160,7 @@ pub async fn wait_active(node: &Node, timeout: Duration) -> Result<UnitState, Un
 /// Confirms the unit stays active with no restart for `window` after `since` (when it was seen
 /// active with `baseline` restarts), polling throughout so a death inside the window is caught.
 pub async fn stays_active(
-    node: &Node,
+    node: &NodeHandle,
     baseline: &UnitState,
     since: Instant,
     window: Duration,
@@ -189,7 +189,7 @@ pub async fn stays_active(
 /// The unit's journal since `since_epoch` (seconds): etcd's own lines and systemd's lines about the
 /// unit. etcd's are matched by syslog identifier too, because journald can miss the unit field on the
 /// last line before a fast exit.
-pub async fn journal(node: &Node, since_epoch: u64) -> Result<String, EngineError> {
+pub async fn journal(node: &NodeHandle, since_epoch: u64) -> Result<String, EngineError> {
     let since = format!("@{since_epoch}");
     let out = node
         .exec(

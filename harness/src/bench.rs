@@ -16,7 +16,6 @@ use crate::engine::short;
 use crate::forward::Forward;
 use crate::image;
 use crate::node::{Node, NodeError, NodeSpec};
-use crate::pki::Pki;
 use crate::runner::{self, Harness, Phase, RunError, RunOptions};
 use crate::scenario::{Expect, Scenario};
 use crate::wait::{poll_until, Probe};
@@ -152,7 +151,7 @@ pub async fn run(
             let waiting = report
                 .checks
                 .iter()
-                .filter(|c| c.expected == Expect::Fail)
+                .filter(|c| c.expected == Some(Expect::Fail))
                 .filter_map(|c| c.entry.as_ref().map(|e| e.duration))
                 .max()
                 .unwrap_or_default();
@@ -203,7 +202,6 @@ async fn baseline_boot(harness: &Harness) -> Result<Duration, RunError> {
 /// first answered request through the same port-forward the scenario uses.
 async fn baseline_etcd(harness: &Harness, etcd: &EtcdSource) -> Result<Duration, RunError> {
     let binaries = downloads::fetch(etcd).await?;
-    let pki = Pki::issue()?;
     let start = Instant::now();
     let mut request = GenericImage::new(harness.image.repo.clone(), harness.image.tag.clone())
         .with_cmd([
@@ -229,8 +227,7 @@ async fn baseline_etcd(harness: &Harness, etcd: &EtcdSource) -> Result<Duration,
         Duration::from_secs(30),
         Duration::from_millis(50),
         || async {
-            let Ok(mut client) = crate::checks::connect(forward.local_addr(), false, &pki).await
-            else {
+            let Ok(mut client) = crate::checks::connect(forward.local_addr(), None).await else {
                 return Ok::<_, RunError>(Probe::Pending("no connection".into()));
             };
             Ok(match client.get("health", None).await {

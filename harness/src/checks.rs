@@ -12,7 +12,7 @@ use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, Tls
 
 use crate::diagnose::{self, Diagnosis};
 use crate::node::NodeHandle;
-use crate::pki::Pki;
+use crate::pki::{self, Pki};
 use crate::scenario::{Expect, ExpectedMember, SeedCommand};
 use crate::transcript::{Entry, Host};
 use crate::unit::{self, UnitState};
@@ -43,8 +43,9 @@ pub const REGISTRY_KEYS: [(&str, &str); 3] = [
 pub struct CheckResult {
     /// What was checked ("member list", or the seed command's text).
     pub name: String,
-    /// What the scenario expected.
-    pub expected: Expect,
+    /// What the scenario expected of a check that may pass or fail; `None` for an observation the
+    /// scenario states outright (a step's exit code, the unit's state, a journal line).
+    pub expected: Option<Expect>,
     /// Whether the expectation holds (an expected failure that did not happen does not hold).
     pub holds: bool,
     /// One line: what was observed.
@@ -58,6 +59,31 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// Narrows an expected failure: its summary or details must contain `error`.
+    pub fn expect_error(&mut self, error: Option<&str>) {
+        let Some(error) = error else { return };
+        let failed_as_expected = self.expected == Some(Expect::Fail) && self.holds;
+        let text = format!("{}\n{}", self.summary, self.details.join("\n"));
+        if failed_as_expected && !text.contains(error) {
+            self.holds = false;
+            self.details
+                .push(format!("expected the failure to mention `{error}`"));
+        }
+    }
+
+    /// A result for an expectation the runner judged itself.
+    pub fn observed(name: &str, holds: bool, summary: String, details: Vec<String>) -> Self {
+        Self {
+            name: name.to_owned(),
+            expected: None,
+            holds,
+            summary,
+            details,
+            diagnosis: None,
+            entry: None,
+        }
+    }
+
     fn judged(name: &str, expected: Expect, observed: Result<String, Vec<String>>) -> Self {
         let (passed, summary, details) = match observed {
             Ok(summary) => (true, summary, Vec::new()),
@@ -72,7 +98,7 @@ impl CheckResult {
         };
         Self {
             name: name.to_owned(),
-            expected,
+            expected: Some(expected),
             holds: passed == (expected == Expect::Pass),
             summary,
             details,
@@ -86,20 +112,17 @@ impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mark = if self.holds { "ok  " } else { "FAIL" };
         let expectation = match self.expected {
-            Expect::Pass => "must pass",
-            Expect::Fail => "must fail",
+            Some(Expect::Pass) => " (must pass)",
+            Some(Expect::Fail) => " (must fail)",
+            None => "",
         };
-        writeln!(
-            f,
-            "[{mark}] {} ({expectation}): {}",
-            self.name, self.summary
-        )?;
+        writeln!(f, "[{mark}] {}{expectation}: {}", self.name, self.summary)?;
         for line in &self.details {
             writeln!(f, "         {line}")?;
         }
         if let Some(d) = &self.diagnosis {
             writeln!(f, "         cause: {} — {}", d.cause, d.cause.explanation())?;
-            for line in &d.shown_by {
+            for line in d.shown_by.iter().take(crate::report::MAX_EVIDENCE) {
                 writeln!(f, "           evidence: {line}")?;
             }
             writeln!(f, "         fix: {}", d.cause.fix())?;
@@ -108,31 +131,49 @@ impl fmt::Display for CheckResult {
     }
 }
 
-/// Connects etcd-client to the forwarded client port: mutual TLS with the run's CA and the
-/// kube-apiserver identity when `tls`, plain otherwise.
+/// What the harness's client brings to a TLS handshake.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// The CA it verifies the server with (`None`: it trusts no CA, so it cannot verify etcd).
+    pub ca_pem: Option<String>,
+    /// The certificate and key it presents (`None`: no client certificate).
+    pub identity: Option<pki::Identity>,
+}
+
+impl ClientTls {
+    /// The seed's client: the run's CA and the kube-apiserver identity.
+    pub fn seed(pki: &Pki) -> Self {
+        Self {
+            ca_pem: Some(pki.ca_pem()),
+            identity: Some(pki.kube_apiserver.clone()),
+        }
+    }
+}
+
+/// Connects etcd-client to the forwarded client port: over TLS with `tls` when given, plain
+/// otherwise.
 pub async fn connect(
     local: SocketAddr,
-    tls: bool,
-    pki: &Pki,
+    tls: Option<&ClientTls>,
 ) -> Result<Client, etcd_client::Error> {
     let mut options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(10));
-    let scheme = if tls {
-        options = options.with_tls(
-            TlsOptions::new()
-                .ca_certificate(Certificate::from_pem(pki.ca_pem()))
-                .identity(Identity::from_pem(
-                    &pki.kube_apiserver.cert_pem,
-                    &pki.kube_apiserver.key_pem,
-                ))
-                // The forward's local address is not the server's name; `localhost` is one of the
-                // certificate's SANs, so hostname verification stays on.
-                .domain_name("localhost"),
-        );
-        "https"
-    } else {
-        "http"
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(5));
+    let scheme = match tls {
+        Some(tls) => {
+            // The forward's local address is not the server's name; `localhost` is one of the
+            // certificate's SANs, so hostname verification stays on.
+            let mut config = TlsOptions::new().domain_name("localhost");
+            if let Some(ca) = &tls.ca_pem {
+                config = config.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some(id) = &tls.identity {
+                config = config.identity(Identity::from_pem(&id.cert_pem, &id.key_pem));
+            }
+            options = options.with_tls(config);
+            "https"
+        }
+        None => "http",
     };
     Client::connect([format!("{scheme}://{local}")], Some(options)).await
 }
@@ -189,10 +230,11 @@ pub async fn health(
     client: Result<&mut Client, &str>,
     expected: Expect,
     node: &NodeHandle,
-    active: &UnitState,
+    active: Option<&UnitState>,
     active_since: Instant,
 ) -> CheckResult {
     let observed = async {
+        let active = active.ok_or_else(|| vec!["etcd.service never became active".to_owned()])?;
         let settled = unit::stays_active(node, active, active_since, SETTLE_WINDOW)
             .await
             .map_err(|e| vec![e.to_string()])?;

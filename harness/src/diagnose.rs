@@ -1,9 +1,10 @@
 //! Diagnosis: maps the evidence of a failure to a named cause, with a one-line explanation and the
-//! fix. Evidence is what an operator following the seed's troubleshooting section would look at: the
-//! failing command's output, the etcd journal, and the unit file as systemd loaded it.
+//! fix. Evidence is what an operator following the seed's troubleshooting section would look at:
+//! the failing command's output, etcd's journal, `systemctl show`/`cat` of the unit, `ss -tlnp`, and
+//! the server certificate the unit serves.
 //!
 //! A cause is named only when the evidence shows it; anything else is [`Cause::Unknown`], never a
-//! guess. The classifier is pure: gathering evidence from a node is [`gather`]'s job.
+//! guess. [`classify`] is pure; [`gather`] and [`troubleshoot`] collect evidence from a node.
 
 use std::fmt;
 use std::time::Duration;
@@ -12,16 +13,46 @@ use serde::Deserialize;
 
 use crate::engine::EngineError;
 use crate::node::NodeHandle;
-use crate::unit;
+use crate::pki::{self, CertFacts};
+use crate::transcript::{Entry, Host, Transcript};
+use crate::unit::{self, UnitState};
 
 /// A named cause of failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cause {
+    /// The unit file was never installed where systemd looks.
+    UnitMissing,
+    /// systemd could not execute etcd (missing, not executable, another architecture).
+    ExecFailed,
+    /// `ExecStart` passes a flag etcd does not know.
+    BadFlag,
+    /// Another process holds etcd's port.
+    PortInUse,
+    /// The key file does not belong to the certificate.
+    KeyMismatch,
+    /// etcd may not read a file or directory it needs.
+    PermissionDenied,
+    /// The unit names a certificate or key file that does not exist.
+    CertPath,
+    /// The unit file changed on disk and systemd still runs the old definition.
+    StaleUnit,
+    /// The client presented no certificate to a server that requires one.
+    TlsNoClientCert,
+    /// The client's certificate is signed by a CA etcd does not trust.
+    TlsUnknownCa,
     /// The client spoke plain http to etcd's TLS client port.
-    TlsRequired,
+    TlsPlainHttp,
+    /// The client rejected the server's certificate because it lacks the name the client dialled.
+    SanMismatch,
+    /// The client rejected the server's certificate because it has expired.
+    CertExpired,
+    /// The client rejected the server's certificate: it does not trust the CA that signed it.
+    TlsUntrustedServer,
     /// The client spoke TLS (an `https://` endpoint) to a server that serves plain http.
     PlainHttpServer,
+    /// etcd is not running: nothing listens on its port (connection refused).
+    NotRunning,
     /// The evidence matches no known cause.
     Unknown,
 }
@@ -30,8 +61,22 @@ impl Cause {
     /// The cause's name, as scenario files spell it.
     pub fn name(self) -> &'static str {
         match self {
-            Self::TlsRequired => "tls-required",
+            Self::UnitMissing => "unit-missing",
+            Self::ExecFailed => "exec-failed",
+            Self::BadFlag => "bad-flag",
+            Self::PortInUse => "port-in-use",
+            Self::KeyMismatch => "key-mismatch",
+            Self::PermissionDenied => "permission-denied",
+            Self::CertPath => "cert-path",
+            Self::StaleUnit => "stale-unit",
+            Self::TlsNoClientCert => "tls-no-client-cert",
+            Self::TlsUnknownCa => "tls-unknown-ca",
+            Self::TlsPlainHttp => "tls-plain-http",
+            Self::SanMismatch => "san-mismatch",
+            Self::CertExpired => "cert-expired",
+            Self::TlsUntrustedServer => "tls-untrusted-server",
             Self::PlainHttpServer => "plain-http-server",
+            Self::NotRunning => "not-running",
             Self::Unknown => "unknown",
         }
     }
@@ -39,14 +84,22 @@ impl Cause {
     /// What happened, in one line.
     pub fn explanation(self) -> &'static str {
         match self {
-            Self::TlsRequired => {
-                "etcd serves clients over TLS with client-cert-auth, and the client connected \
-                 without TLS (etcd's journal logs the rejected handshake; etcdctl only times out)"
-            }
-            Self::PlainHttpServer => {
-                "the client dialled an https:// endpoint, but the unit serves clients over plain \
-                 http (its --listen-client-urls are http://), so no TLS handshake can complete"
-            }
+            Self::UnitMissing => "systemd has no etcd.service: step 4 (mv etcd.service /etc/systemd/system/) did not happen",
+            Self::ExecFailed => "systemd could not execute /usr/local/bin/etcd (status 203/EXEC): it is missing, not executable, or built for another architecture",
+            Self::BadFlag => "etcd refused a flag in the unit's ExecStart that it does not define (a typo), and exited",
+            Self::PortInUse => "another process already listens on etcd's port, so etcd cannot bind it and exits; systemd restarts it every RestartSec",
+            Self::KeyMismatch => "kube-apiserver.key does not hold the private key of kube-apiserver.crt, so etcd cannot load its TLS identity",
+            Self::PermissionDenied => "etcd's user may not read a certificate, key or its data directory",
+            Self::CertPath => "the unit points etcd at a certificate or key path that does not exist",
+            Self::StaleUnit => "etcd.service changed on disk but systemd still runs the definition it loaded before",
+            Self::TlsNoClientCert => "etcd requires client certificates (--client-cert-auth) and the client presented none; etcdctl only reports a timeout",
+            Self::TlsUnknownCa => "the client's certificate is signed by a CA that etcd's --trusted-ca-file does not hold",
+            Self::TlsPlainHttp => "etcd serves clients over TLS and the client connected without TLS; etcd's journal logs the rejected handshake, etcdctl only times out",
+            Self::SanMismatch => "the server certificate lacks the name or address the client dialled (127.0.0.1/localhost), so the client rejects it",
+            Self::CertExpired => "the server certificate has expired, so the client rejects it",
+            Self::TlsUntrustedServer => "the client cannot verify etcd's certificate: it was not given the CA that signed it (--cacert)",
+            Self::PlainHttpServer => "the client dialled an https:// endpoint, but the unit serves clients over plain http, so no TLS handshake can complete",
+            Self::NotRunning => "etcd is not running, so nothing listens on 127.0.0.1:2379 and connections are refused",
             Self::Unknown => "the evidence matches no known cause; read it below",
         }
     }
@@ -54,16 +107,22 @@ impl Cause {
     /// The fix, in the seed's terms.
     pub fn fix(self) -> &'static str {
         match self {
-            Self::TlsRequired => {
-                "give etcdctl TLS flags, as the seed's /registry/ read does: \
-                 --endpoints=https://127.0.0.1:2379 --cacert=/etc/etcd/ca.crt \
-                 --cert=/etc/etcd/kube-apiserver.crt --key=/etc/etcd/kube-apiserver.key"
-            }
-            Self::PlainHttpServer => {
-                "either dial http://127.0.0.1:2379 without TLS flags, or make the unit serve TLS \
-                 (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth and https:// \
-                 client URLs, as docker/units/etcd-tls.service does)"
-            }
+            Self::UnitMissing => "mv etcd.service /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now etcd",
+            Self::ExecFailed => "install the linux-amd64 etcd binary: mv etcd etcdctl /usr/local/bin/ && chmod 755 /usr/local/bin/etcd*",
+            Self::BadFlag => "correct the flag in /etc/systemd/system/etcd.service, then systemctl daemon-reload && systemctl restart etcd",
+            Self::PortInUse => "find the holder with `ss -tlnp | grep 2379` and stop it (or move etcd's --listen-client-urls), then systemctl restart etcd",
+            Self::KeyMismatch => "copy the key issued with kube-apiserver.crt: cp kube-apiserver.key kube-apiserver.crt /etc/etcd/",
+            Self::PermissionDenied => "chmod 644 /etc/etcd/*.crt; chmod 600 /etc/etcd/*.key and chown them (and /var/lib/etcd) to etcd's User=",
+            Self::CertPath => "make --cert-file/--key-file/--trusted-ca-file name the files in /etc/etcd, then systemctl daemon-reload && systemctl restart etcd",
+            Self::StaleUnit => "systemctl daemon-reload && systemctl restart etcd",
+            Self::TlsNoClientCert => "pass --cert=/etc/etcd/kube-apiserver.crt --key=/etc/etcd/kube-apiserver.key",
+            Self::TlsUnknownCa => "use a client certificate issued by the CA in /etc/etcd/ca.crt",
+            Self::TlsPlainHttp => "give etcdctl TLS flags, as the seed's /registry/ read does: --endpoints=https://127.0.0.1:2379 --cacert=/etc/etcd/ca.crt --cert=/etc/etcd/kube-apiserver.crt --key=/etc/etcd/kube-apiserver.key",
+            Self::SanMismatch => "reissue kube-apiserver.crt with 127.0.0.1 and localhost among its SANs, copy it to /etc/etcd/ and restart etcd",
+            Self::CertExpired => "reissue kube-apiserver.crt, copy it to /etc/etcd/ and restart etcd",
+            Self::TlsUntrustedServer => "pass --cacert=/etc/etcd/ca.crt",
+            Self::PlainHttpServer => "either dial http://127.0.0.1:2379 without TLS flags, or make the unit serve TLS (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth and https:// client URLs, as docker/units/etcd-tls.service does)",
+            Self::NotRunning => "systemctl start etcd; if it does not stay up, read journalctl -u etcd -n 50",
             Self::Unknown => "start from `journalctl -u etcd -n 50` and `systemctl status etcd`",
         }
     }
@@ -78,14 +137,22 @@ impl fmt::Display for Cause {
 /// What a diagnosis looks at.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
-    /// The failing command's text (empty when a check, not a command, failed).
+    /// The failing command's text (empty when none failed).
     pub command: String,
     /// Its output, stdout and stderr together.
     pub output: String,
-    /// etcd's journal since the failing command started.
+    /// etcd's journal, and systemd's lines about the unit, since the failure's start.
     pub journal: String,
     /// The unit file as systemd loaded it (`systemctl cat etcd`).
     pub unit_file: String,
+    /// The unit's state (`systemctl show`).
+    pub unit_state: Option<UnitState>,
+    /// The unit's `LoadState`-level fact: systemd knows no etcd.service.
+    pub unit_not_found: bool,
+    /// Listening TCP sockets (`ss -tlnp`).
+    pub listening: String,
+    /// The server certificate the unit serves, if it is where the tutorial puts it.
+    pub server_cert: Option<CertFacts>,
 }
 
 /// A named cause and the evidence lines that show it.
@@ -97,33 +164,143 @@ pub struct Diagnosis {
     pub shown_by: Vec<String>,
 }
 
-/// Names the cause the evidence shows, or [`Cause::Unknown`].
+/// Names the cause the evidence shows, or [`Cause::Unknown`]. Causes that stop etcd from starting
+/// come first (they explain every later symptom), then what the unit state shows, then TLS
+/// rejections, then the absence of a listener.
 pub fn classify(evidence: &Evidence) -> Diagnosis {
-    let rejected_plaintext: Vec<String> = evidence
-        .journal
-        .lines()
-        .filter(|l| {
-            l.contains("rejected connection")
-                && l.contains("first record does not look like a TLS handshake")
-        })
-        .map(String::from)
-        .collect();
-    if !rejected_plaintext.is_empty() {
-        return Diagnosis {
-            cause: Cause::TlsRequired,
-            shown_by: rejected_plaintext,
-        };
-    }
-    if evidence.command.contains("https://") {
-        let plain: Vec<String> = listen_client_urls(&evidence.unit_file)
+    let journal = |needles: &[&str]| -> Vec<String> {
+        evidence
+            .journal
+            .lines()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .map(|line| line.trim().to_owned())
+            .collect()
+    };
+    let found = |cause, shown_by: Vec<String>| {
+        (!shown_by.is_empty()).then(|| Diagnosis { cause, shown_by })
+    };
+    let unit_missing = if evidence.unit_not_found {
+        vec!["systemctl show etcd: LoadState=not-found".to_owned()]
+    } else {
+        evidence
+            .output
+            .lines()
+            .filter(|l| {
+                l.contains("etcd.service does not exist")
+                    || l.contains("Unit etcd.service not found")
+            })
+            .map(String::from)
+            .collect()
+    };
+    let rejected = |reason: &str| journal(&["rejected connection", reason]);
+    let stale = evidence
+        .unit_state
+        .as_ref()
+        .filter(|s| s.need_daemon_reload)
+        .map(|_| vec!["systemctl show etcd: NeedDaemonReload=yes".to_owned()])
+        .unwrap_or_default();
+    let plain_http_server = if evidence.command.contains("https://") {
+        listen_client_urls(&evidence.unit_file)
             .into_iter()
             .filter(|url| url.starts_with("http://"))
             .map(|url| format!("unit: --listen-client-urls {url}"))
-            .collect();
-        if !plain.is_empty() {
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let candidates = [
+        (Cause::UnitMissing, unit_missing),
+        (Cause::ExecFailed, {
+            let mut lines = journal(&["203/EXEC"]);
+            lines.extend(journal(&["Failed to execute"]));
+            lines
+        }),
+        (Cause::BadFlag, journal(&["flag provided but not defined"])),
+        (Cause::PortInUse, journal(&["address already in use"])),
+        (
+            Cause::KeyMismatch,
+            journal(&["private key does not match public key"]),
+        ),
+        (Cause::PermissionDenied, {
+            let mut lines = journal(&["permission denied"]);
+            lines.extend(journal(&["error listing data dir"]));
+            lines
+        }),
+        (
+            Cause::CertPath,
+            journal(&["no such file or directory", "/etc/etcd"]),
+        ),
+        (Cause::StaleUnit, stale),
+        (
+            Cause::TlsNoClientCert,
+            rejected("didn't provide a certificate"),
+        ),
+        (
+            Cause::TlsUnknownCa,
+            rejected("certificate signed by unknown authority"),
+        ),
+        (
+            Cause::TlsPlainHttp,
+            rejected("first record does not look like a TLS handshake"),
+        ),
+    ];
+    if let Some(diagnosis) = candidates
+        .into_iter()
+        .find_map(|(cause, lines)| found(cause, lines))
+    {
+        return diagnosis;
+    }
+    let bad_certificate = rejected("bad certificate");
+    if !bad_certificate.is_empty() {
+        // The client refused etcd's certificate: the certificate itself says why.
+        let cert = evidence.server_cert.as_ref();
+        if let Some(cert) = cert.filter(|c| c.expired) {
+            let _ = cert;
             return Diagnosis {
-                cause: Cause::PlainHttpServer,
-                shown_by: plain,
+                cause: Cause::CertExpired,
+                shown_by: [
+                    vec!["/etc/etcd/kube-apiserver.crt: expired".to_owned()],
+                    bad_certificate,
+                ]
+                .concat(),
+            };
+        }
+        if let Some(cert) =
+            cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost"))
+        {
+            return Diagnosis {
+                cause: Cause::SanMismatch,
+                shown_by: [
+                    vec![format!(
+                        "/etc/etcd/kube-apiserver.crt SANs: {}",
+                        cert.sans.join(", ")
+                    )],
+                    bad_certificate,
+                ]
+                .concat(),
+            };
+        }
+        return Diagnosis {
+            cause: Cause::TlsUntrustedServer,
+            shown_by: bad_certificate,
+        };
+    }
+    if let Some(diagnosis) = found(Cause::PlainHttpServer, plain_http_server) {
+        return diagnosis;
+    }
+    let not_listening = !evidence.listening.contains(":2379 ");
+    let unit_down = evidence
+        .unit_state
+        .as_ref()
+        .filter(|s| s.active != unit::ActiveState::Active);
+    if not_listening {
+        if let Some(state) = unit_down {
+            return Diagnosis {
+                cause: Cause::NotRunning,
+                shown_by: vec![
+                    format!("systemctl show etcd: {state}"),
+                    "ss -tlnp: nothing listens on port 2379".to_owned(),
+                ],
             };
         }
     }
@@ -154,25 +331,70 @@ fn listen_client_urls(unit_file: &str) -> Vec<String> {
     urls
 }
 
-/// Gathers the journal since `since_epoch` and the loaded unit file from `node`.
+/// Collects the evidence of a failure of `command` (which printed `output`) from `node`, with the
+/// journal since `since_epoch`.
 pub async fn gather(
     node: &NodeHandle,
     command: &str,
     output: &str,
     since_epoch: u64,
 ) -> Result<Evidence, EngineError> {
+    let quick = Duration::from_secs(10);
     let unit_file = node
-        .exec(
-            &["systemctl", "cat", "--no-pager", unit::UNIT],
-            Duration::from_secs(10),
-        )
+        .exec(&["systemctl", "cat", "--no-pager", unit::UNIT], quick)
+        .await?;
+    let state = unit::state(node).await?;
+    let listening = node.exec(&["ss", "-tlnp"], quick).await?;
+    let cert = node
+        .exec(&["cat", "/etc/etcd/kube-apiserver.crt"], quick)
         .await?;
     Ok(Evidence {
         command: command.to_owned(),
         output: output.to_owned(),
         journal: unit::journal(node, since_epoch).await?,
         unit_file: unit_file.stdout,
+        unit_not_found: state.load_state == "not-found",
+        unit_state: Some(state),
+        listening: listening.stdout,
+        server_cert: pki::inspect(&cert.stdout),
     })
+}
+
+/// The seed's troubleshooting commands: run in the node, recorded in `transcript`, then the
+/// evidence of the transcript's first failure (or of none) is gathered.
+pub async fn troubleshoot(
+    node: &NodeHandle,
+    transcript: &mut Transcript,
+    since_epoch: u64,
+) -> Result<Evidence, EngineError> {
+    const COMMANDS: [&str; 5] = [
+        "systemctl status etcd --no-pager",
+        "journalctl -u etcd -n 50 --no-pager",
+        "ss -tlnp",
+        "ls -ld /etc/etcd /var/lib/etcd; ls -l /etc/etcd",
+        "systemctl cat etcd --no-pager",
+    ];
+    for command in COMMANDS {
+        let out = node.shell(command, Duration::from_secs(15)).await?;
+        transcript.push(Entry {
+            step: "Troubleshooting (the seed's commands)".to_owned(),
+            host: Host::Server,
+            command: command.to_owned(),
+            exit_code: out.exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            duration: out.duration,
+        });
+    }
+    let failed = transcript
+        .entries()
+        .iter()
+        .find(|e| !e.succeeded() && !e.step.starts_with("Troubleshooting"))
+        .cloned();
+    let (command, output) = failed
+        .map(|e| (e.command, format!("{}{}", e.stdout, e.stderr)))
+        .unwrap_or_default();
+    gather(node, &command, &output, since_epoch).await
 }
 
 #[cfg(test)]
@@ -182,19 +404,75 @@ mod tests {
     const TLS_UNIT: &str = include_str!("../../docker/units/etcd-tls.service");
     const HTTP_UNIT: &str = include_str!("../../docker/units/etcd.service");
 
-    #[test]
-    fn a_plaintext_client_rejected_by_a_tls_server_is_tls_required() {
-        let evidence = Evidence {
-            command: "etcdctl member list".into(),
-            output: "Error: context deadline exceeded".into(),
-            journal: "embed: rejected connection from \"127.0.0.1:40312\" (error \"tls: first \
-                      record does not look like a TLS handshake\", ServerName \"\")"
-                .into(),
+    fn with_journal(journal: &str) -> Evidence {
+        Evidence {
+            journal: journal.into(),
             unit_file: TLS_UNIT.into(),
+            listening: "LISTEN 0 4096 127.0.0.1:2379 0.0.0.0:* users:((\"etcd\",pid=1,fd=7))\n"
+                .into(),
+            ..Evidence::default()
+        }
+    }
+
+    #[test]
+    fn captured_journal_lines_name_their_causes() {
+        let cases = [
+            ("etcd.service: Main process exited, code=exited, status=203/EXEC", Cause::ExecFailed),
+            ("flag provided but not defined: -client-cert-auht", Cause::BadFlag),
+            ("listen tcp 127.0.0.1:2379: bind: address already in use", Cause::PortInUse),
+            ("tls: private key does not match public key", Cause::KeyMismatch),
+            ("open /etc/etcd/kube-apiserver.key: permission denied", Cause::PermissionDenied),
+            ("open /etc/etcd/kubernetes.crt: no such file or directory", Cause::CertPath),
+            ("rejected connection from \"127.0.0.1:1\" (error \"tls: client didn't provide a certificate\", ServerName \"\")", Cause::TlsNoClientCert),
+            ("rejected connection from \"127.0.0.1:1\" (error \"tls: failed to verify client certificate: x509: certificate signed by unknown authority\", ServerName \"\")", Cause::TlsUnknownCa),
+            ("rejected connection from \"127.0.0.1:1\" (error \"tls: first record does not look like a TLS handshake\", ServerName \"\")", Cause::TlsPlainHttp),
+            ("rejected connection from \"127.0.0.1:1\" (error \"remote error: tls: bad certificate\", ServerName \"\")", Cause::TlsUntrustedServer),
+        ];
+        for (line, cause) in cases {
+            let diagnosis = classify(&with_journal(line));
+            assert_eq!(diagnosis.cause, cause, "{line}");
+            assert_eq!(diagnosis.shown_by, [line], "{line}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_server_certificate_is_explained_by_the_certificate() {
+        let line = "rejected connection from \"127.0.0.1:1\" (error \"remote error: tls: bad certificate\", ServerName \"\")";
+        let mut evidence = with_journal(line);
+        evidence.server_cert = Some(CertFacts {
+            sans: vec!["server".into(), "10.240.0.10".into()],
+            expired: false,
+        });
+        assert_eq!(classify(&evidence).cause, Cause::SanMismatch);
+        evidence.server_cert = Some(CertFacts {
+            sans: vec!["127.0.0.1".into()],
+            expired: true,
+        });
+        assert_eq!(classify(&evidence).cause, Cause::CertExpired);
+    }
+
+    #[test]
+    fn the_unit_state_shows_a_missing_or_stale_unit_and_a_stopped_etcd() {
+        let mut evidence = Evidence {
+            output: "Failed to enable unit: Unit file etcd.service does not exist.".into(),
+            ..Evidence::default()
+        };
+        assert_eq!(classify(&evidence).cause, Cause::UnitMissing);
+
+        evidence = with_journal("");
+        evidence.unit_state = Some(UnitState::parse(
+            "ActiveState=active\nNeedDaemonReload=yes\n",
+        ));
+        assert_eq!(classify(&evidence).cause, Cause::StaleUnit);
+
+        evidence = Evidence {
+            unit_state: Some(UnitState::parse("ActiveState=inactive\nSubState=dead\n")),
+            listening: "State Recv-Q Send-Q Local Address:Port\n".into(),
+            ..Evidence::default()
         };
         let diagnosis = classify(&evidence);
-        assert_eq!(diagnosis.cause, Cause::TlsRequired);
-        assert_eq!(diagnosis.shown_by.len(), 1);
+        assert_eq!(diagnosis.cause, Cause::NotRunning);
+        assert!(diagnosis.shown_by[0].contains("ActiveState=inactive"));
     }
 
     #[test]
@@ -202,8 +480,9 @@ mod tests {
         let evidence = Evidence {
             command: "etcdctl get x --endpoints=https://127.0.0.1:2379".into(),
             output: "Error: context deadline exceeded".into(),
-            journal: String::new(),
             unit_file: HTTP_UNIT.into(),
+            listening: "LISTEN 0 4096 127.0.0.1:2379 0.0.0.0:*\n".into(),
+            ..Evidence::default()
         };
         let diagnosis = classify(&evidence);
         assert_eq!(diagnosis.cause, Cause::PlainHttpServer);
@@ -215,12 +494,9 @@ mod tests {
 
     #[test]
     fn evidence_that_shows_nothing_known_is_unknown() {
-        let evidence = Evidence {
-            command: "etcdctl get x --endpoints=https://127.0.0.1:2379".into(),
-            output: "Error: something new".into(),
-            journal: "all quiet".into(),
-            unit_file: TLS_UNIT.into(),
-        };
+        let mut evidence = with_journal("all quiet");
+        evidence.command = "etcdctl get x --endpoints=https://127.0.0.1:2379".into();
+        evidence.unit_state = Some(UnitState::parse("ActiveState=active\n"));
         assert_eq!(classify(&evidence).cause, Cause::Unknown);
     }
 

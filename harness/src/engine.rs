@@ -354,6 +354,25 @@ impl Engine {
         .await
     }
 
+    /// Restarts `container` (a reboot of the node: the engine sends the image's stop signal, waits at
+    /// most `grace`, then starts it again).
+    pub async fn restart(&self, container: &str, grace: Duration) -> Result<(), EngineError> {
+        let action = || format!("restart {}", short(container));
+        within(REQUEST_TIMEOUT + grace, action, async {
+            self.docker
+                .restart_container(
+                    container,
+                    Some(bollard::query_parameters::RestartContainerOptions {
+                        t: Some(grace.as_secs() as i32),
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .map_err(EngineError::request(action()))
+        })
+        .await
+    }
+
     /// The container's name, as `docker ps` shows it.
     pub async fn container_name(&self, container: &str) -> Result<String, EngineError> {
         let action = || format!("inspect container {}", short(container));

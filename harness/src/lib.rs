@@ -14,6 +14,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod downloads;
 pub mod engine;
+pub mod faults;
 pub mod forward;
 pub mod image;
 pub mod node;

@@ -106,6 +106,52 @@ impl NodeHandle {
     pub async fn shell(&self, script: &str, timeout: Duration) -> Result<ExecOutput, EngineError> {
         self.exec(&["bash", "-c", script], timeout).await
     }
+
+    /// Reboots the node (a container restart, systemd shutting down cleanly on `SIGRTMIN+3`) and
+    /// waits for systemd again.
+    pub async fn reboot(&self) -> Result<(), NodeError> {
+        self.engine
+            .restart(&self.id, Duration::from_secs(10))
+            .await?;
+        self.wait_booted().await
+    }
+
+    /// Waits until `systemctl is-system-running` answers `running`; `degraded` is an error that
+    /// shows `systemctl --failed`.
+    pub async fn wait_booted(&self) -> Result<(), NodeError> {
+        let node = short(self.id()).to_owned();
+        let waited = poll_until(
+            "systemd to report `running` (systemctl is-system-running)",
+            BOOT_TIMEOUT,
+            Duration::from_millis(100),
+            || async {
+                let out = self
+                    .exec(&["systemctl", "is-system-running"], Duration::from_secs(10))
+                    .await?;
+                let state = out.stdout.trim();
+                Ok::<_, NodeError>(match state {
+                    "running" => Probe::Ready(()),
+                    "degraded" => {
+                        let failed = self
+                            .exec(
+                                &["systemctl", "--failed", "--no-pager"],
+                                Duration::from_secs(10),
+                            )
+                            .await?;
+                        return Err(NodeError::Degraded {
+                            node: node.clone(),
+                            failed: failed.stdout,
+                        });
+                    }
+                    // Right after start systemctl cannot reach the bus yet; that is "not yet".
+                    "" => Probe::Pending(out.stderr.trim().to_owned()),
+                    other => Probe::Pending(other.to_owned()),
+                })
+            },
+        )
+        .await?;
+        waited.map_err(|timeout| NodeError::BootTimeout { node, timeout })
+    }
 }
 
 /// A running node. Dropping it removes the container.
@@ -164,7 +210,7 @@ impl Node {
             handle: NodeHandle::new(engine, container.id()),
             container,
         };
-        node.wait_for_systemd().await?;
+        node.wait_booted().await?;
         Ok(node)
     }
 
@@ -187,40 +233,5 @@ impl Node {
                 node: id,
                 source: Box::new(source),
             })
-    }
-
-    async fn wait_for_systemd(&self) -> Result<(), NodeError> {
-        let node = short(self.id()).to_owned();
-        let waited = poll_until(
-            "systemd to report `running` (systemctl is-system-running)",
-            BOOT_TIMEOUT,
-            Duration::from_millis(100),
-            || async {
-                let out = self
-                    .exec(&["systemctl", "is-system-running"], Duration::from_secs(10))
-                    .await?;
-                let state = out.stdout.trim();
-                Ok::<_, NodeError>(match state {
-                    "running" => Probe::Ready(()),
-                    "degraded" => {
-                        let failed = self
-                            .exec(
-                                &["systemctl", "--failed", "--no-pager"],
-                                Duration::from_secs(10),
-                            )
-                            .await?;
-                        return Err(NodeError::Degraded {
-                            node: node.clone(),
-                            failed: failed.stdout,
-                        });
-                    }
-                    // Right after start systemctl cannot reach the bus yet; that is "not yet".
-                    "" => Probe::Pending(out.stderr.trim().to_owned()),
-                    other => Probe::Pending(other.to_owned()),
-                })
-            },
-        )
-        .await?;
-        waited.map_err(|timeout| NodeError::BootTimeout { node, timeout })
     }
 }

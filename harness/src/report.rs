@@ -7,6 +7,9 @@ use std::fmt::Write;
 
 use crate::runner::Report;
 
+/// Evidence lines shown per diagnosis (the same rejection is often logged once per retry).
+pub const MAX_EVIDENCE: usize = 3;
+
 /// The report as text.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -32,19 +35,19 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
     write!(out, "{}", report.transcript)?;
     if let Some(failure) = &report.failure {
         writeln!(out, "\nunexpected failure: {failure}")?;
-        if let Some(d) = &report.diagnosis {
-            writeln!(out, "  cause: {} — {}", d.cause, d.cause.explanation())?;
-            for line in &d.shown_by {
-                writeln!(out, "    evidence: {line}")?;
-            }
-            writeln!(out, "  fix: {}", d.cause.fix())?;
-        }
     }
     if !report.checks.is_empty() {
         writeln!(out, "\nchecks:")?;
         for check in &report.checks {
             write!(out, "{check}")?;
         }
+    }
+    if let Some(d) = &report.diagnosis {
+        writeln!(out, "\ndiagnosis: {} — {}", d.cause, d.cause.explanation())?;
+        for line in d.shown_by.iter().take(MAX_EVIDENCE) {
+            writeln!(out, "  evidence: {line}")?;
+        }
+        writeln!(out, "  fix: {}", d.cause.fix())?;
     }
     if let Some(kept) = &report.kept {
         let id = crate::engine::short(&kept.container);

@@ -9,14 +9,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::checks::{self, CheckResult};
+use crate::checks::{self, CheckResult, ClientTls};
 use crate::diagnose::{self, Diagnosis};
 use crate::downloads::{self, Downloads, DownloadsError, EtcdSource};
-use crate::engine::{Engine, EngineError, Labels};
+use crate::engine::{Engine, EngineError, Labels, UploadFile};
+use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
-use crate::node::{Node, NodeError, NodeSpec};
-use crate::pki::{Pki, PkiError};
+use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
+use crate::pki::{ClientCert, Pki, PkiError};
 use crate::scenario::Scenario;
 use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
@@ -47,6 +48,9 @@ pub enum RunError {
     /// A step could not be carried out (not: a step's command failed).
     #[error(transparent)]
     Step(#[from] RunStepError),
+    /// A fault could not be injected.
+    #[error(transparent)]
+    Fault(#[from] FaultError),
     /// The port-forward could not listen.
     #[error(transparent)]
     Forward(#[from] ForwardError),
@@ -187,7 +191,8 @@ pub async fn run(
     };
     let mut timings = Vec::new();
     let downloads = downloads::fetch(&options.etcd).await?;
-    let pki = Pki::issue()?;
+    let pki = Pki::issue_with(scenario.pki.server)?;
+    let client_tls = client_tls(scenario, &pki)?;
     let jumpbox = jumpbox(&pki, &downloads, &scenario.unit_file)?;
     lap(Phase::Prepare, &mut timings);
 
@@ -212,39 +217,104 @@ pub async fn run(
         timings: Vec::new(),
     };
     let since = unit::epoch_now();
-    let failed_step = steps::run(
-        &scenario.bootstrap.steps,
-        &node,
-        jumpbox.path(),
-        &mut report.transcript,
-    )
-    .await?;
-    lap(Phase::Bootstrap, &mut timings);
-
-    report.etcd_version = etcd_version(&node).await?;
-    if let Some(index) = failed_step {
-        let step = &scenario.bootstrap.steps[index];
-        report.failure = Some(format!("bootstrap step `{}` failed", step.name));
-        troubleshoot(&node, &mut report, since).await?;
-    } else {
-        match unit::wait_active(&node, ACTIVE_TIMEOUT).await {
-            Ok(active) => {
-                let active_since = Instant::now();
-                lap(Phase::EtcdReady, &mut timings);
-                report.checks = run_checks(&node, scenario, &pki, &active, active_since).await?;
-                let seed_entries = report.checks.iter().filter_map(|c| c.entry.clone());
-                for entry in seed_entries.collect::<Vec<_>>() {
-                    report.transcript.push(entry);
-                }
-                lap(Phase::Checks, &mut timings);
-            }
-            Err(UnitError::Engine(e)) => return Err(e.into()),
-            Err(unit_error) => {
-                report.failure = Some(unit_error.to_string());
-                troubleshoot(&node, &mut report, since).await?;
-            }
+    if let Some(identity) = client_tls.as_ref().and_then(|t| t.identity.as_ref()) {
+        if scenario.checks.client_cert == ClientCert::OtherCa {
+            place_client_identity(&node, identity, &mut report.transcript).await?;
         }
     }
+    let completed = bootstrap(&node, scenario, jumpbox.path(), &mut report.transcript).await?;
+    lap(Phase::Bootstrap, &mut timings);
+    report.etcd_version = etcd_version(&node).await?;
+
+    let mut results = step_expectations(scenario, &report.transcript);
+    let mut active = None;
+    if completed {
+        active = observe_unit(&node, false).await?;
+        lap(Phase::EtcdReady, &mut timings);
+    }
+    let ready_faults: Vec<&Fault> = scenario
+        .faults
+        .iter()
+        .filter(|f| f.at == At::Ready)
+        .collect();
+    let marker = match (&active, scenario.keys_survive) {
+        (Some(_), true) => Some(write_marker(&node, &scenario.member, client_tls.as_ref()).await),
+        _ => None,
+    };
+    if active.is_some() && !ready_faults.is_empty() {
+        for fault in ready_faults {
+            faults::apply(
+                &fault.action,
+                &node,
+                &scenario.bootstrap.steps,
+                jumpbox.path(),
+                &mut report.transcript,
+            )
+            .await?;
+        }
+        // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
+        active = observe_unit(&node, true).await?;
+    }
+    if completed && active.is_none() && scenario.expect_unit.is_none() {
+        report.failure = Some("etcd.service did not become active".to_owned());
+    }
+    let active_since = Instant::now();
+    results.extend(
+        run_checks(
+            &node,
+            scenario,
+            client_tls.as_ref(),
+            active.as_ref(),
+            active_since,
+        )
+        .await?,
+    );
+    if let Some(marker) = marker {
+        results.push(check_marker(&node, &scenario.member, client_tls.as_ref(), marker).await);
+    }
+    for entry in results.iter().filter_map(|c| c.entry.clone()) {
+        report.transcript.push(entry);
+    }
+    lap(Phase::Checks, &mut timings);
+
+    let journal = unit::journal(&node, since).await?;
+    results.extend(unit_expectations(scenario, &unit::state(&node).await?));
+    results.extend(scenario.journal.iter().map(|pattern| {
+        let found = pattern.found_in(&journal);
+        CheckResult::observed(
+            &pattern.to_string(),
+            found,
+            if found {
+                "found".into()
+            } else {
+                "not found in the run's journal".into()
+            },
+            Vec::new(),
+        )
+    }));
+    let something_failed =
+        !completed || active.is_none() || results.iter().any(|r| !r.holds || r.diagnosis.is_some());
+    if something_failed {
+        troubleshoot(&node, &mut report, since).await?;
+    }
+    if let Some(want) = scenario.diagnosis {
+        let got = report.diagnosis.as_ref().map(|d| d.cause);
+        results.push(CheckResult::observed(
+            "diagnosis",
+            got == Some(want),
+            format!(
+                "names `{}`",
+                got.map(|c| c.name())
+                    .unwrap_or("nothing: no failure to diagnose")
+            ),
+            if got == Some(want) {
+                Vec::new()
+            } else {
+                vec![format!("expected `{want}`")]
+            },
+        ));
+    }
+    report.checks = results;
 
     if options.keep {
         report.kept = Some(Kept {
@@ -259,25 +329,283 @@ pub async fn run(
     Ok(report)
 }
 
-async fn run_checks(
-    node: &Node,
+/// The identity and trust the harness's client uses, or `None` for plain http.
+fn client_tls(scenario: &Scenario, pki: &Pki) -> Result<Option<ClientTls>, RunError> {
+    if !scenario.member.tls() {
+        return Ok(None);
+    }
+    let mut tls = ClientTls::seed(pki);
+    tls.identity = match scenario.checks.client_cert {
+        ClientCert::KubeApiserver => tls.identity,
+        ClientCert::OtherCa => Some(Pki::other_ca_client()?),
+        ClientCert::None => None,
+    };
+    if !scenario.checks.client_trusts_server {
+        tls.ca_pem = None;
+    }
+    Ok(Some(tls))
+}
+
+/// Puts another CA's client certificate where a scenario's etcdctl commands can use it.
+async fn place_client_identity(
+    node: &NodeHandle,
+    identity: &crate::pki::Identity,
+    transcript: &mut Transcript,
+) -> Result<(), RunError> {
+    let start = Instant::now();
+    let files = [
+        UploadFile {
+            name: "other-ca-client.crt".into(),
+            content: identity.cert_pem.clone().into_bytes(),
+            mode: 0o644,
+        },
+        UploadFile {
+            name: "other-ca-client.key".into(),
+            content: identity.key_pem.clone().into_bytes(),
+            mode: 0o600,
+        },
+    ];
+    node.exec(&["mkdir", "-p", FAULTY_DIR], Duration::from_secs(10))
+        .await?;
+    node.engine().upload(node.id(), FAULTY_DIR, &files).await?;
+    transcript.push(Entry {
+        step: "Fault (injected by the scenario)".into(),
+        host: Host::Jumpbox,
+        command: format!("place another CA's client certificate in {FAULTY_DIR}/"),
+        exit_code: 0,
+        stdout: String::new(),
+        stderr: String::new(),
+        duration: start.elapsed(),
+    });
+    Ok(())
+}
+
+/// Where faulty client material goes in the node.
+pub const FAULTY_DIR: &str = "/root/faulty";
+
+/// Runs the bootstrap's steps with the scenario's faults around them. Stops after the first step
+/// that fails; returns whether every step ran and exited 0.
+async fn bootstrap(
+    node: &NodeHandle,
     scenario: &Scenario,
-    pki: &Pki,
-    active: &unit::UnitState,
+    jumpbox: &Path,
+    transcript: &mut Transcript,
+) -> Result<bool, RunError> {
+    let steps = &scenario.bootstrap.steps;
+    for step in steps {
+        let before: Vec<&Fault> = scenario.faults.iter().filter(|f| f.before(step)).collect();
+        for fault in &before {
+            faults::apply(&fault.action, node, steps, jumpbox, transcript).await?;
+        }
+        if before.iter().any(|f| f.action == faults::Action::Skip) {
+            transcript.push(Entry {
+                step: step.name.clone(),
+                host: Host::Server,
+                command: format!("# skipped by the scenario: {}", step.command),
+                exit_code: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: Duration::ZERO,
+            });
+            continue;
+        }
+        let entry = steps::run_one(step, node, jumpbox).await?;
+        let failed = !entry.succeeded();
+        transcript.push(entry);
+        if failed {
+            return Ok(false);
+        }
+        for fault in scenario.faults.iter().filter(|f| f.after(step)) {
+            faults::apply(&fault.action, node, steps, jumpbox, transcript).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Each step must exit as the scenario says (0 unless named); a step that did not run fails its
+/// expectation.
+fn step_expectations(scenario: &Scenario, transcript: &Transcript) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    for step in &scenario.bootstrap.steps {
+        let want = scenario
+            .expect_steps
+            .iter()
+            .find(|e| step.name.starts_with(e.step.as_str()))
+            .map(|e| e.exit_code);
+        let ran = transcript.entries().iter().find(|e| e.step == step.name);
+        let (holds, summary) = match (ran, want) {
+            (Some(entry), Some(code)) => {
+                (entry.exit_code == code, format!("exit {}", entry.exit_code))
+            }
+            (Some(entry), None) if !entry.succeeded() => {
+                (false, format!("exit {}", entry.exit_code))
+            }
+            (None, Some(_)) => (false, "did not run".to_owned()),
+            _ => continue,
+        };
+        results.push(CheckResult::observed(
+            &format!("{} exits {}", step.name, want.unwrap_or(0)),
+            holds,
+            summary,
+            Vec::new(),
+        ));
+    }
+    results
+}
+
+/// Waits for etcd.service to be active; `None` when it is not. With `through_restarts` a unit in
+/// `auto-restart` is waited for (a deliberate kill), else it ends the wait at once.
+async fn observe_unit(
+    node: &NodeHandle,
+    through_restarts: bool,
+) -> Result<Option<unit::UnitState>, RunError> {
+    match unit::wait_active(node, ACTIVE_TIMEOUT, through_restarts).await {
+        Ok(state) => Ok(Some(state)),
+        Err(UnitError::Engine(e)) => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
+fn unit_expectations(scenario: &Scenario, state: &unit::UnitState) -> Vec<CheckResult> {
+    let Some(want) = &scenario.expect_unit else {
+        return Vec::new();
+    };
+    let mut mismatches = Vec::new();
+    let mut compare = |field: &str, want: Option<String>, got: String| {
+        if let Some(want) = want {
+            if want != got {
+                mismatches.push(format!("{field}: expected {want}, got {got}"));
+            }
+        }
+    };
+    compare(
+        "ActiveState",
+        want.active_state.clone(),
+        state.active_name.clone(),
+    );
+    compare("SubState", want.sub_state.clone(), state.sub_state.clone());
+    compare(
+        "NRestarts",
+        want.restarts.map(|r| r.to_string()),
+        state.restarts.to_string(),
+    );
+    compare(
+        "NeedDaemonReload",
+        want.need_daemon_reload
+            .map(|b| if b { "yes" } else { "no" }.to_owned()),
+        if state.need_daemon_reload {
+            "yes"
+        } else {
+            "no"
+        }
+        .to_owned(),
+    );
+    vec![CheckResult::observed(
+        "etcd.service state",
+        mismatches.is_empty(),
+        state.to_string(),
+        mismatches,
+    )]
+}
+
+const MARKER: (&str, &str) = (
+    "/registry/configmaps/default/survivor",
+    "written before the fault",
+);
+
+async fn write_marker(
+    node: &NodeHandle,
+    member: &crate::scenario::ExpectedMember,
+    tls: Option<&ClientTls>,
+) -> Result<(), String> {
+    let forward = Forward::start(
+        node.engine(),
+        node.id(),
+        member.client_port().unwrap_or(2379),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut client = checks::connect(forward.local_addr(), tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .put(MARKER.0, MARKER.1, None)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn check_marker(
+    node: &NodeHandle,
+    member: &crate::scenario::ExpectedMember,
+    tls: Option<&ClientTls>,
+    written: Result<(), String>,
+) -> CheckResult {
+    let read = async {
+        written.map_err(|e| format!("could not write {} before the fault: {e}", MARKER.0))?;
+        let forward = Forward::start(
+            node.engine(),
+            node.id(),
+            member.client_port().unwrap_or(2379),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut client = checks::connect(forward.local_addr(), tls)
+            .await
+            .map_err(|e| e.to_string())?;
+        let got = client
+            .get(MARKER.0, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        match got.kvs().first() {
+            Some(kv) if kv.value() == MARKER.1.as_bytes() => Ok(()),
+            Some(_) => Err(format!("{} holds another value", MARKER.0)),
+            None => Err(format!("{} is gone", MARKER.0)),
+        }
+    }
+    .await;
+    CheckResult::observed(
+        "keys written before the fault survive",
+        read.is_ok(),
+        match read {
+            Ok(()) => format!("{} still reads `{}`", MARKER.0, MARKER.1),
+            Err(e) => e,
+        },
+        Vec::new(),
+    )
+}
+
+async fn run_checks(
+    node: &NodeHandle,
+    scenario: &Scenario,
+    tls: Option<&ClientTls>,
+    active: Option<&unit::UnitState>,
     active_since: Instant,
 ) -> Result<Vec<CheckResult>, RunError> {
     let member = &scenario.member;
-    // Validated when the scenario was parsed.
-    let port = member.client_port().unwrap_or(2379);
-    let forward = Forward::start(node.engine(), node.id(), port).await?;
-    let mut client = checks::connect(forward.local_addr(), member.tls(), pki)
-        .await
-        .map_err(|e| e.to_string());
-    let expect = scenario.checks;
-    let mut results = vec![
-        checks::member_list(client_ref(&mut client), expect.member_list, member).await,
-        checks::registry(client_ref(&mut client), expect.registry).await,
-    ];
+    let expect = &scenario.checks;
+    let mut results = Vec::new();
+    let wants_client =
+        expect.member_list.is_some() || expect.health.is_some() || expect.registry.is_some();
+    let forward = if wants_client {
+        // Validated when the scenario was parsed.
+        let port = member.client_port().unwrap_or(2379);
+        Some(Forward::start(node.engine(), node.id(), port).await?)
+    } else {
+        None
+    };
+    let mut client = match &forward {
+        Some(forward) => checks::connect(forward.local_addr(), tls)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("not needed".to_owned()),
+    };
+    if let Some(want) = expect.member_list {
+        results.push(checks::member_list(client_ref(&mut client), want, member).await);
+    }
+    if let Some(want) = expect.registry {
+        results.push(checks::registry(client_ref(&mut client), want).await);
+    }
     // The seed's commands are independent reads: run them side by side, so one that must time out
     // (etcdctl waits 5 s) does not delay the others.
     let seed = futures_util::future::join_all(
@@ -289,16 +617,15 @@ async fn run_checks(
     .await;
     results.extend(seed);
     // Last, so the settle window spans all the work above: a unit that died meanwhile is caught.
-    results.push(
-        checks::health(
-            client_ref(&mut client),
-            expect.health,
-            node,
-            active,
-            active_since,
-        )
-        .await,
-    );
+    if let Some(want) = expect.health {
+        results
+            .push(checks::health(client_ref(&mut client), want, node, active, active_since).await);
+    }
+    for result in &mut results {
+        if result.entry.is_none() {
+            result.expect_error(expect.error.as_deref());
+        }
+    }
     Ok(results)
 }
 
@@ -309,35 +636,14 @@ fn client_ref(
 }
 
 /// Runs the seed's troubleshooting commands, records them in the transcript, and diagnoses.
-async fn troubleshoot(node: &Node, report: &mut Report, since: u64) -> Result<(), RunError> {
-    let commands = [
-        "systemctl status etcd --no-pager",
-        "journalctl -u etcd -n 50 --no-pager",
-        "ss -tlnp",
-    ];
-    for command in commands {
-        let out = node.shell(command, Duration::from_secs(15)).await?;
-        report.transcript.push(Entry {
-            step: "Troubleshooting (the seed's commands)".to_owned(),
-            host: Host::Server,
-            command: command.to_owned(),
-            exit_code: out.exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            duration: out.duration,
-        });
-    }
-    let failed = report.transcript.first_failure().cloned();
-    let (command, output) = failed
-        .map(|e| (e.command, format!("{}{}", e.stdout, e.stderr)))
-        .unwrap_or_default();
-    let evidence = diagnose::gather(node, &command, &output, since).await?;
+async fn troubleshoot(node: &NodeHandle, report: &mut Report, since: u64) -> Result<(), RunError> {
+    let evidence = diagnose::troubleshoot(node, &mut report.transcript, since).await?;
     report.diagnosis = Some(diagnose::classify(&evidence));
     Ok(())
 }
 
 /// `etcd --version`'s version line, if etcd is installed where the tutorial puts it.
-async fn etcd_version(node: &Node) -> Result<Option<String>, EngineError> {
+async fn etcd_version(node: &NodeHandle) -> Result<Option<String>, EngineError> {
     let out = node
         .exec(
             &["/usr/local/bin/etcd", "--version"],

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diagnose::Cause;
+use crate::faults::{Action, At, Fault};
+use crate::pki::{ClientCert, ServerCert};
 use crate::steps::{Bootstrap, StepsError};
 
 /// Errors reading a scenario file.
@@ -93,19 +95,161 @@ impl ExpectedMember {
     }
 }
 
-/// Expectations of the harness's own checks over etcd-client.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+/// Expectations of the harness's own checks over etcd-client; a check not named is not run.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Checks {
     /// Member list over the client URL shows exactly the expected member.
-    #[serde(default)]
-    pub member_list: Expect,
+    pub member_list: Option<Expect>,
     /// The unit stays active and a linearizable read is served.
-    #[serde(default)]
-    pub health: Expect,
+    pub health: Option<Expect>,
     /// `/registry/` keys written as an API server would can be read back by prefix.
+    pub registry: Option<Expect>,
+    /// Text every check that must fail has to fail with (the client's error).
+    pub error: Option<String>,
+    /// The identity the harness's client presents.
     #[serde(default)]
-    pub registry: Expect,
+    pub client_cert: ClientCert,
+    /// Whether the harness's client trusts the run's CA (false: it cannot verify the server).
+    #[serde(default = "yes")]
+    pub client_trusts_server: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a step must exit with.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectStep {
+    /// The step, by the start of its name.
+    pub step: String,
+    /// Its exit code.
+    pub exit_code: i64,
+}
+
+/// What etcd.service's state must be at the end of the run (`systemctl show`).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectUnit {
+    /// `ActiveState`, as systemd spells it (`active`, `activating`, `failed`, `inactive`).
+    pub active_state: Option<String>,
+    /// `SubState` (`running`, `auto-restart`, `dead`, …).
+    pub sub_state: Option<String>,
+    /// `NRestarts`.
+    pub restarts: Option<u32>,
+    /// `NeedDaemonReload` (the unit file changed on disk since systemd loaded it).
+    pub need_daemon_reload: Option<bool>,
+}
+
+/// A line etcd's journal (or systemd's lines about the unit) must hold during the run.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectJournal {
+    /// Text a line must contain.
+    pub contains: Option<String>,
+    /// A regular expression a line must match.
+    pub matches: Option<String>,
+}
+
+/// The server-side faults of the PKI.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PkiFaults {
+    /// What `kube-apiserver.crt/key` on the jumpbox are.
+    #[serde(default)]
+    pub server: ServerCert,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    before: Option<String>,
+    after: Option<String>,
+    run: Option<String>,
+    edit_unit: Option<RawEdit>,
+    skip: Option<bool>,
+    hold_port: Option<u16>,
+    chmod: Option<RawChmod>,
+    chown: Option<RawChown>,
+    reboot: Option<bool>,
+    rerun_bootstrap: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEdit {
+    replace: String,
+    with: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChmod {
+    path: String,
+    mode: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChown {
+    path: String,
+    owner: String,
+}
+
+impl RawFault {
+    /// The one action this fault names, or the names of all it names (an error unless exactly one).
+    fn action(self) -> Result<Action, Vec<&'static str>> {
+        let mut actions: Vec<(&'static str, Action)> = Vec::new();
+        if let Some(script) = self.run {
+            actions.push(("run", Action::Run(script)));
+        }
+        if let Some(edit) = self.edit_unit {
+            actions.push((
+                "edit_unit",
+                Action::EditUnit {
+                    replace: edit.replace,
+                    with: edit.with,
+                },
+            ));
+        }
+        if self.skip == Some(true) {
+            actions.push(("skip", Action::Skip));
+        }
+        if let Some(port) = self.hold_port {
+            actions.push(("hold_port", Action::HoldPort(port)));
+        }
+        if let Some(c) = self.chmod {
+            actions.push((
+                "chmod",
+                Action::Chmod {
+                    path: c.path,
+                    mode: c.mode,
+                },
+            ));
+        }
+        if let Some(c) = self.chown {
+            actions.push((
+                "chown",
+                Action::Chown {
+                    path: c.path,
+                    owner: c.owner,
+                },
+            ));
+        }
+        if self.reboot == Some(true) {
+            actions.push(("reboot", Action::Reboot));
+        }
+        if self.rerun_bootstrap == Some(true) {
+            actions.push(("rerun_bootstrap", Action::RerunBootstrap));
+        }
+        if actions.len() == 1 {
+            Ok(actions.remove(0).1)
+        } else {
+            Err(actions.into_iter().map(|(name, _)| name).collect())
+        }
+    }
 }
 
 /// One of the seed's commands, run verbatim in the node, with what it must print.
@@ -141,6 +285,19 @@ struct RawScenario {
     checks: Checks,
     #[serde(default)]
     seed_command: Vec<Spanned<SeedCommand>>,
+    #[serde(default)]
+    pki: PkiFaults,
+    #[serde(default)]
+    fault: Vec<Spanned<RawFault>>,
+    #[serde(default)]
+    expect_step: Vec<Spanned<ExpectStep>>,
+    #[serde(default)]
+    expect_unit: Option<ExpectUnit>,
+    #[serde(default)]
+    journal: Vec<Spanned<ExpectJournal>>,
+    diagnosis: Option<Cause>,
+    #[serde(default)]
+    keys_survive: bool,
 }
 
 fn default_steps() -> Spanned<PathBuf> {
@@ -166,6 +323,48 @@ pub struct Scenario {
     pub checks: Checks,
     /// The seed's commands to run verbatim, in order.
     pub seed_commands: Vec<SeedCommand>,
+    /// Faulty certificate material.
+    pub pki: PkiFaults,
+    /// Faults to inject, in file order.
+    pub faults: Vec<Fault>,
+    /// Exit codes steps must have (a step not named must exit 0).
+    pub expect_steps: Vec<ExpectStep>,
+    /// etcd.service's state at the end.
+    pub expect_unit: Option<ExpectUnit>,
+    /// Journal lines that must appear.
+    pub journal: Vec<JournalPattern>,
+    /// The cause the diagnosis of the run must name.
+    pub diagnosis: Option<Cause>,
+    /// Keys written once etcd is up must still be there at the end.
+    pub keys_survive: bool,
+}
+
+/// A journal expectation, compiled.
+#[derive(Debug, Clone)]
+pub enum JournalPattern {
+    /// A line contains this text.
+    Contains(String),
+    /// A line matches this expression.
+    Matches(regex::Regex),
+}
+
+impl JournalPattern {
+    /// True when some line of `journal` satisfies the pattern.
+    pub fn found_in(&self, journal: &str) -> bool {
+        journal.lines().any(|line| match self {
+            Self::Contains(text) => line.contains(text.as_str()),
+            Self::Matches(re) => re.is_match(line),
+        })
+    }
+}
+
+impl std::fmt::Display for JournalPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Contains(text) => write!(f, "a journal line contains `{text}`"),
+            Self::Matches(re) => write!(f, "a journal line matches /{re}/"),
+        }
+    }
 }
 
 impl Scenario {
@@ -256,6 +455,99 @@ impl Scenario {
             }
             seed_commands.push(command);
         }
+        let bootstrap = Bootstrap::load(&steps_file)?;
+        let step_named = |prefix: &str| bootstrap.steps.iter().any(|s| s.name.starts_with(prefix));
+        let mut faults = Vec::new();
+        for spanned in raw.fault {
+            let span = spanned.span();
+            let fault = spanned.into_inner();
+            let at = match (fault.before.clone(), fault.after.clone()) {
+                (Some(step), None) => At::Before(step),
+                (None, Some(point)) if point == "ready" => At::Ready,
+                (None, Some(step)) => At::After(step),
+                _ => return Err(invalid(
+                    span,
+                    "fault.before",
+                    "give exactly one of `before = \"<step>\"` or `after = \"<step>\"|\"ready\"`"
+                        .into(),
+                )),
+            };
+            if let At::Before(step) | At::After(step) = &at {
+                if !step_named(step) {
+                    return Err(invalid(
+                        span,
+                        if fault.before.is_some() {
+                            "fault.before"
+                        } else {
+                            "fault.after"
+                        },
+                        format!("no step of {} starts with `{step}`", steps_file.display()),
+                    ));
+                }
+            }
+            let action =
+                fault.action().map_err(|named| {
+                    invalid(
+                        span.clone(),
+                        "fault",
+                        format!(
+                        "name exactly one action (run, edit_unit, skip, hold_port, chmod, chown, \
+                         reboot, rerun_bootstrap); found {}",
+                        if named.is_empty() { "none".to_owned() } else { named.join(", ") }
+                    ),
+                    )
+                })?;
+            if action == Action::Skip && !matches!(at, At::Before(_)) {
+                return Err(invalid(
+                    span,
+                    "fault.skip",
+                    "`skip` goes with `before = \"<step>\"`".into(),
+                ));
+            }
+            faults.push(Fault { at, action });
+        }
+        let mut expect_steps = Vec::new();
+        for spanned in raw.expect_step {
+            let span = spanned.span();
+            let expect = spanned.into_inner();
+            if !step_named(&expect.step) {
+                return Err(invalid(
+                    span,
+                    "expect_step.step",
+                    format!(
+                        "no step of {} starts with `{}`",
+                        steps_file.display(),
+                        expect.step
+                    ),
+                ));
+            }
+            expect_steps.push(expect);
+        }
+        let mut journal = Vec::new();
+        for spanned in raw.journal {
+            let span = spanned.span();
+            let pattern = match spanned.into_inner() {
+                ExpectJournal {
+                    contains: Some(text),
+                    matches: None,
+                } => JournalPattern::Contains(text),
+                ExpectJournal {
+                    contains: None,
+                    matches: Some(expr),
+                } => JournalPattern::Matches(
+                    regex::Regex::new(&expr)
+                        .map_err(|e| invalid(span.clone(), "journal.matches", e.to_string()))?,
+                ),
+                _ => {
+                    return Err(invalid(
+                        span,
+                        "journal",
+                        "give exactly one of `contains` or `matches`".into(),
+                    ))
+                }
+            };
+            journal.push(pattern);
+        }
         Ok(Self {
             name: file
                 .file_stem()
@@ -264,10 +556,17 @@ impl Scenario {
             file: file.to_owned(),
             description: raw.description,
             unit_file,
-            bootstrap: Bootstrap::load(&steps_file)?,
+            bootstrap,
             member,
             checks: raw.checks,
             seed_commands,
+            pki: raw.pki,
+            faults,
+            expect_steps,
+            expect_unit: raw.expect_unit,
+            journal,
+            diagnosis: raw.diagnosis,
+            keys_survive: raw.keys_survive,
         })
     }
 }
@@ -311,7 +610,7 @@ client_url = "https://127.0.0.1:2379"
 run = "etcdctl member list"
 expect = "fail"
 error = "context deadline exceeded"
-cause = "tls-required"
+cause = "tls-plain-http"
 "#;
 
     /// A directory with a unit file and a steps file, and a scenario path inside it.
@@ -340,8 +639,8 @@ cause = "tls-required"
         assert_eq!(scenario.unit_file, dir.path().join("unit.service"));
         assert!(scenario.member.tls());
         assert_eq!(scenario.member.client_port(), Some(2379));
-        assert_eq!(scenario.checks, Checks::default());
-        assert_eq!(scenario.seed_commands[0].cause, Some(Cause::TlsRequired));
+        assert_eq!(scenario.checks.member_list, None);
+        assert_eq!(scenario.seed_commands[0].cause, Some(Cause::TlsPlainHttp));
         assert_eq!(scenario.bootstrap.steps.len(), 1);
     }
 
@@ -368,7 +667,7 @@ cause = "tls-required"
 
     #[test]
     fn an_unknown_cause_is_refused() {
-        let err = error_of(&GOOD.replace("tls-required", "gremlins"));
+        let err = error_of(&GOOD.replace("tls-plain-http", "gremlins"));
         assert!(err.contains("case.toml:15:"), "{err}");
         assert!(err.contains("gremlins"), "{err}");
     }

@@ -215,7 +215,13 @@ pub async fn run(
     Ok(None)
 }
 
-async fn run_one(step: &Step, node: &NodeHandle, jumpbox: &Path) -> Result<Entry, RunStepError> {
+/// Carries out one step and returns its transcript entry (a failed command is an entry, not an
+/// error).
+pub async fn run_one(
+    step: &Step,
+    node: &NodeHandle,
+    jumpbox: &Path,
+) -> Result<Entry, RunStepError> {
     let start = Instant::now();
     let engine_error = |source| RunStepError::Engine {
         step: step.name.clone(),

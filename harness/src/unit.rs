@@ -54,6 +54,8 @@ pub struct UnitState {
     pub load_state: String,
     /// `ActiveState`.
     pub active: ActiveState,
+    /// `ActiveState` as systemd spells it.
+    pub active_name: String,
     /// `SubState` (`running`, `auto-restart`, `dead`, …).
     pub sub_state: String,
     /// How often systemd restarted it (`NRestarts`).
@@ -62,6 +64,8 @@ pub struct UnitState {
     pub result: String,
     /// The main process's PID (0 when none).
     pub main_pid: u32,
+    /// `NeedDaemonReload`: the unit file changed on disk since systemd loaded it.
+    pub need_daemon_reload: bool,
 }
 
 impl UnitState {
@@ -77,10 +81,12 @@ impl UnitState {
         Self {
             load_state: get("LoadState"),
             active: ActiveState::parse(&get("ActiveState")),
+            active_name: get("ActiveState"),
             sub_state: get("SubState"),
             restarts: get("NRestarts").parse().unwrap_or(0),
             result: get("Result"),
             main_pid: get("MainPID").parse().unwrap_or(0),
+            need_daemon_reload: get("NeedDaemonReload") == "yes",
         }
     }
 
@@ -96,8 +102,12 @@ impl fmt::Display for UnitState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ActiveState={:?} SubState={} NRestarts={} Result={} MainPID={}",
-            self.active, self.sub_state, self.restarts, self.result, self.main_pid
+            "ActiveState={} SubState={} NRestarts={} Result={} NeedDaemonReload={}",
+            self.active_name,
+            self.sub_state,
+            self.restarts,
+            self.result,
+            if self.need_daemon_reload { "yes" } else { "no" }
         )
     }
 }
@@ -128,7 +138,7 @@ pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
                 "show",
                 UNIT,
                 "-p",
-                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID",
+                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID,NeedDaemonReload",
             ],
             Duration::from_secs(10),
         )
@@ -136,8 +146,13 @@ pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
     Ok(UnitState::parse(&out.stdout))
 }
 
-/// Waits until the unit is `active`; fails as soon as it is failed or crash-looping.
-pub async fn wait_active(node: &NodeHandle, timeout: Duration) -> Result<UnitState, UnitError> {
+/// Waits until the unit is `active`; fails as soon as it is failed or crash-looping — unless
+/// `through_restarts`, when a unit in `auto-restart` (killed on purpose) is waited for.
+pub async fn wait_active(
+    node: &NodeHandle,
+    timeout: Duration,
+    through_restarts: bool,
+) -> Result<UnitState, UnitError> {
     let waited = poll_until(
         "etcd.service to be active",
         timeout,
@@ -146,7 +161,8 @@ pub async fn wait_active(node: &NodeHandle, timeout: Duration) -> Result<UnitSta
             let state = state(node).await?;
             if state.active == ActiveState::Active {
                 Ok(Probe::Ready(state))
-            } else if state.has_failed() {
+            } else if state.has_failed() && !(through_restarts && state.sub_state == "auto-restart")
+            {
                 Err(UnitError::Failed { state })
             } else {
                 Ok(Probe::Pending(state.to_string()))
@@ -159,6 +175,7 @@ pub async fn wait_active(node: &NodeHandle, timeout: Duration) -> Result<UnitSta
 
 /// Confirms the unit stays active with no restart for `window` after `since` (when it was seen
 /// active with `baseline` restarts), polling throughout so a death inside the window is caught.
+/// The window is short next to etcd's 5 s `RestartSec`, so a crash loop cannot hide in it.
 pub async fn stays_active(
     node: &NodeHandle,
     baseline: &UnitState,

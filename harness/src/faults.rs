@@ -1,0 +1,232 @@
+//! Faults: the mistakes a tutorial reader makes, injected at a named point of the bootstrap — before
+//! or after a step, or once etcd is up — so a scenario can reproduce a failure on demand.
+//!
+//! A fault is data ([`Fault`]); [`apply`] carries it out on a node and returns the transcript entry
+//! of what it did. Certificate faults are not here: the PKI issues faulty material
+//! ([`crate::pki::ServerCert`], [`crate::pki::ClientCert`]).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::engine::{EngineError, UploadFile};
+use crate::node::{NodeError, NodeHandle};
+use crate::steps::{self, RunStepError, Step};
+use crate::transcript::{Entry, Host, Transcript};
+use crate::wait::{poll_until, Probe, Timeout};
+
+/// Where a fault is injected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// Before the step whose name starts with this.
+    Before(String),
+    /// After the step whose name starts with this.
+    After(String),
+    /// Once the bootstrap is done and etcd.service has been observed active.
+    Ready,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Runs a shell command in the node.
+    Run(String),
+    /// Replaces text in the etcd unit file where it is at that point (`/root/etcd.service` before
+    /// step 4 installs it, `/etc/systemd/system/etcd.service` after).
+    EditUnit {
+        /// Text to find (must occur).
+        replace: String,
+        /// Its replacement.
+        with: String,
+    },
+    /// Skips the step (with [`At::Before`] only).
+    Skip,
+    /// Another process listens on `127.0.0.1:<port>` in the node.
+    HoldPort(u16),
+    /// Changes a path's mode.
+    Chmod {
+        /// The path in the node.
+        path: String,
+        /// The mode, octal as chmod takes it.
+        mode: String,
+    },
+    /// Changes a path's owner.
+    Chown {
+        /// The path in the node.
+        path: String,
+        /// `user[:group]`.
+        owner: String,
+    },
+    /// Reboots the node (container restart).
+    Reboot,
+    /// Runs the whole bootstrap again.
+    RerunBootstrap,
+}
+
+/// A fault at a point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Where.
+    pub at: At,
+    /// What.
+    pub action: Action,
+}
+
+impl Fault {
+    /// True when this fault is injected before `step`.
+    pub fn before(&self, step: &Step) -> bool {
+        matches!(&self.at, At::Before(prefix) if step.name.starts_with(prefix.as_str()))
+    }
+
+    /// True when this fault is injected after `step`.
+    pub fn after(&self, step: &Step) -> bool {
+        matches!(&self.at, At::After(prefix) if step.name.starts_with(prefix.as_str()))
+    }
+}
+
+/// Errors carrying out a fault.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// An engine call failed.
+    #[error("fault: {0}")]
+    Engine(#[from] EngineError),
+    /// The node did not come back from a reboot.
+    #[error("fault: {0}")]
+    Node(#[from] NodeError),
+    /// Re-running the bootstrap could not be carried out.
+    #[error("fault: {0}")]
+    Step(#[from] RunStepError),
+    /// The unit file to edit is not where the fault's point implies, or lacks the text.
+    #[error("fault edit_unit: {0}")]
+    Edit(String),
+    /// The port holder did not start listening.
+    #[error("fault hold_port: {0}")]
+    Hold(Timeout),
+}
+
+/// The unit file's place before and after step 4.
+const UNIT_PATHS: [&str; 2] = ["/etc/systemd/system/etcd.service", "/root/etcd.service"];
+
+/// Carries out `action` on `node` and returns what it did, as a transcript entry.
+pub async fn apply(
+    action: &Action,
+    node: &NodeHandle,
+    bootstrap: &[Step],
+    jumpbox: &Path,
+    transcript: &mut Transcript,
+) -> Result<(), FaultError> {
+    let start = Instant::now();
+    let timeout = Duration::from_secs(60);
+    let (command, out) = match action {
+        Action::Run(script) => (script.clone(), Some(node.shell(script, timeout).await?)),
+        Action::Chmod { path, mode } => (
+            format!("chmod {mode} {path}"),
+            Some(node.exec(&["chmod", mode, path], timeout).await?),
+        ),
+        Action::Chown { path, owner } => (
+            format!("chown {owner} {path}"),
+            Some(node.exec(&["chown", owner, path], timeout).await?),
+        ),
+        Action::EditUnit { replace, with } => {
+            let path = edit_unit(node, replace, with).await?;
+            (format!("edit {path}: `{replace}` → `{with}`"), None)
+        }
+        Action::HoldPort(port) => {
+            let script = hold_port_script(*port);
+            let out = node.shell(&script, timeout).await?;
+            if out.exit_code == 0 {
+                wait_listening(node, *port).await?;
+            }
+            (
+                format!("hold 127.0.0.1:{port} with another process"),
+                Some(out),
+            )
+        }
+        Action::Reboot => {
+            node.reboot().await?;
+            ("reboot the node (docker restart)".to_owned(), None)
+        }
+        Action::RerunBootstrap => {
+            for step in bootstrap {
+                let entry = steps::run_one(step, node, jumpbox).await?;
+                transcript.push(Entry {
+                    step: format!("Again: {}", entry.step),
+                    ..entry
+                });
+            }
+            return Ok(());
+        }
+        Action::Skip => return Ok(()),
+    };
+    let (exit_code, stdout, stderr) = out
+        .map(|o| (o.exit_code, o.stdout, o.stderr))
+        .unwrap_or_default();
+    transcript.push(Entry {
+        step: "Fault (injected by the scenario)".to_owned(),
+        host: Host::Server,
+        command,
+        exit_code,
+        stdout,
+        stderr,
+        duration: start.elapsed(),
+    });
+    Ok(())
+}
+
+/// A listener on the port, run as a transient systemd service so it outlives the exec.
+fn hold_port_script(port: u16) -> String {
+    format!(
+        "systemd-run --quiet --unit=port-holder-{port} perl -MIO::Socket::INET -e \
+         'my $s = IO::Socket::INET->new(LocalAddr => \"127.0.0.1\", LocalPort => {port}, Listen => 5, \
+         ReuseAddr => 1) or die \"listen: $!\\n\"; sleep'"
+    )
+}
+
+async fn wait_listening(node: &NodeHandle, port: u16) -> Result<(), FaultError> {
+    let needle = format!("127.0.0.1:{port} ");
+    let waited = poll_until(
+        "the port holder to listen",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let out = node.exec(&["ss", "-Htln"], Duration::from_secs(10)).await?;
+            Ok::<_, FaultError>(if out.stdout.contains(&needle) {
+                Probe::Ready(())
+            } else {
+                Probe::Pending(out.stdout.trim().to_owned())
+            })
+        },
+    )
+    .await?;
+    waited.map_err(FaultError::Hold)
+}
+
+async fn edit_unit(node: &NodeHandle, replace: &str, with: &str) -> Result<String, FaultError> {
+    for path in UNIT_PATHS {
+        let out = node.exec(&["cat", path], Duration::from_secs(10)).await?;
+        if out.exit_code != 0 {
+            continue;
+        }
+        if !out.stdout.contains(replace) {
+            return Err(FaultError::Edit(format!(
+                "{path} does not contain `{replace}`"
+            )));
+        }
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("/", path));
+        node.engine()
+            .upload(
+                node.id(),
+                dir,
+                &[UploadFile {
+                    name: name.to_owned(),
+                    content: out.stdout.replace(replace, with).into_bytes(),
+                    mode: 0o644,
+                }],
+            )
+            .await?;
+        return Ok(path.to_owned());
+    }
+    Err(FaultError::Edit(format!(
+        "no unit file at {} (is the fault placed after step 1?)",
+        UNIT_PATHS.join(" or ")
+    )))
+}

@@ -177,7 +177,7 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             .collect()
     };
     let found = |cause, shown_by: Vec<String>| {
-        (!shown_by.is_empty()).then(|| Diagnosis { cause, shown_by })
+        (!shown_by.is_empty()).then_some(Diagnosis { cause, shown_by })
     };
     let unit_missing = if evidence.unit_not_found {
         vec!["systemctl show etcd: LoadState=not-found".to_owned()]
@@ -254,8 +254,7 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
     if !bad_certificate.is_empty() {
         // The client refused etcd's certificate: the certificate itself says why.
         let cert = evidence.server_cert.as_ref();
-        if let Some(cert) = cert.filter(|c| c.expired) {
-            let _ = cert;
+        if cert.is_some_and(|c| c.expired) {
             return Diagnosis {
                 cause: Cause::CertExpired,
                 shown_by: [

@@ -103,6 +103,9 @@ pub enum FaultError {
     Hold(Timeout),
 }
 
+/// How the steps of a second bootstrap are named in the transcript.
+pub const AGAIN: &str = "Again: ";
+
 /// The unit file's place before and after step 4.
 const UNIT_PATHS: [&str; 2] = ["/etc/systemd/system/etcd.service", "/root/etcd.service"];
 
@@ -149,7 +152,7 @@ pub async fn apply(
             for step in bootstrap {
                 let entry = steps::run_one(step, node, jumpbox).await?;
                 transcript.push(Entry {
-                    step: format!("Again: {}", entry.step),
+                    step: format!("{AGAIN}{}", entry.step),
                     ..entry
                 });
             }

@@ -18,7 +18,7 @@ use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
 use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
 use crate::pki::{ClientCert, Pki, PkiError};
-use crate::scenario::Scenario;
+use crate::scenario::{ExpectStep, Scenario};
 use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
 use crate::unit::{self, UnitError};
@@ -255,6 +255,13 @@ pub async fn run(
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
         active = observe_unit(&node, true).await?;
     }
+    if scenario
+        .faults
+        .iter()
+        .any(|f| f.action == faults::Action::RerunBootstrap)
+    {
+        results.push(rerun_result(&report.transcript));
+    }
     if completed && active.is_none() && scenario.expect_unit.is_none() {
         report.failure = Some("etcd.service did not become active".to_owned());
     }
@@ -292,8 +299,11 @@ pub async fn run(
             Vec::new(),
         )
     }));
-    let something_failed =
-        !completed || active.is_none() || results.iter().any(|r| !r.holds || r.diagnosis.is_some());
+    // Troubleshoot when something went wrong, or when the scenario asks what went wrong.
+    let something_failed = !completed
+        || active.is_none()
+        || scenario.diagnosis.is_some()
+        || results.iter().any(|r| !r.holds);
     if something_failed {
         troubleshoot(&node, &mut report, since).await?;
     }
@@ -430,27 +440,63 @@ fn step_expectations(scenario: &Scenario, transcript: &Transcript) -> Vec<CheckR
         let want = scenario
             .expect_steps
             .iter()
-            .find(|e| step.name.starts_with(e.step.as_str()))
-            .map(|e| e.exit_code);
+            .find(|e| step.name.starts_with(e.step.as_str()));
+        let code = want.map(|e| e.exit_code).unwrap_or(0);
         let ran = transcript.entries().iter().find(|e| e.step == step.name);
         let (holds, summary) = match (ran, want) {
-            (Some(entry), Some(code)) => {
-                (entry.exit_code == code, format!("exit {}", entry.exit_code))
-            }
-            (Some(entry), None) if !entry.succeeded() => {
+            (Some(entry), _) if entry.exit_code != code => {
                 (false, format!("exit {}", entry.exit_code))
             }
+            (
+                Some(entry),
+                Some(ExpectStep {
+                    output: Some(text), ..
+                }),
+            ) => {
+                let printed = format!("{}{}", entry.stdout, entry.stderr);
+                if printed.contains(text.as_str()) {
+                    (true, format!("exit {code}, printed `{text}`"))
+                } else {
+                    (false, format!("exit {code}, but did not print `{text}`"))
+                }
+            }
+            (Some(entry), Some(_)) => (true, format!("exit {}", entry.exit_code)),
             (None, Some(_)) => (false, "did not run".to_owned()),
-            _ => continue,
+            // Steps the scenario says nothing about must simply succeed; only a failure is news.
+            (_, None) => continue,
         };
         results.push(CheckResult::observed(
-            &format!("{} exits {}", step.name, want.unwrap_or(0)),
+            &format!("{} exits {code}", step.name),
             holds,
             summary,
             Vec::new(),
         ));
     }
     results
+}
+
+/// Every step of a second bootstrap must exit 0 (re-running the tutorial must be harmless).
+fn rerun_result(transcript: &Transcript) -> CheckResult {
+    let again: Vec<&Entry> = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.step.starts_with(faults::AGAIN))
+        .collect();
+    let failed: Vec<String> = again
+        .iter()
+        .filter(|e| !e.succeeded())
+        .map(|e| format!("{}: exit {}", e.step, e.exit_code))
+        .collect();
+    CheckResult::observed(
+        "the bootstrap run a second time: every step exits 0",
+        !again.is_empty() && failed.is_empty(),
+        format!(
+            "{} of {} steps exit 0",
+            again.len() - failed.len(),
+            again.len()
+        ),
+        failed,
+    )
 }
 
 /// Waits for etcd.service to be active; `None` when it is not. With `through_restarts` a unit in

@@ -127,6 +127,8 @@ pub struct ExpectStep {
     pub step: String,
     /// Its exit code.
     pub exit_code: i64,
+    /// Text its output (stdout and stderr) must contain.
+    pub output: Option<String>,
 }
 
 /// What etcd.service's state must be at the end of the run (`systemctl show`).

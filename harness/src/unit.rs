@@ -90,9 +90,11 @@ impl UnitState {
         }
     }
 
-    /// True when systemd shows the unit failed or crash-looping: no point waiting further.
+    /// True when systemd shows the unit failed, crash-looping, or not started at all: no point
+    /// waiting further (after `systemctl start` returns, a unit is activating, active or failed).
     pub fn has_failed(&self) -> bool {
         self.active == ActiveState::Failed
+            || self.active == ActiveState::Inactive
             || self.sub_state == "auto-restart"
             || self.load_state == "not-found"
     }
@@ -251,5 +253,9 @@ mod tests {
         assert!(state.has_failed());
         let running = UnitState::parse("ActiveState=active\nSubState=running\nNRestarts=0\n");
         assert!(!running.has_failed());
+        let starting = UnitState::parse("ActiveState=activating\nSubState=start\n");
+        assert!(!starting.has_failed());
+        let stopped = UnitState::parse("ActiveState=inactive\nSubState=dead\n");
+        assert!(stopped.has_failed());
     }
 }

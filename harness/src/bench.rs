@@ -5,6 +5,8 @@
 //! Timing targets live here, not in tests. Medians over rounds after one warm-up round.
 
 use std::fmt;
+
+use futures_util::StreamExt;
 use std::time::{Duration, Instant};
 
 use testcontainers::core::{AccessMode, Mount};
@@ -24,7 +26,18 @@ use crate::wait::{poll_until, Probe};
 pub struct BenchTable {
     rows: Vec<(String, Vec<Duration>)>,
     scenario_ok: bool,
+    catalogue: Option<Catalogue>,
 }
+
+/// The whole scenario directory run at once.
+struct Catalogue {
+    scenarios: usize,
+    failed: Vec<String>,
+    wall: Duration,
+}
+
+/// How many scenarios the catalogue line runs at a time: they mostly wait on timeouts inside nodes.
+pub const CATALOGUE_PARALLELISM: usize = 6;
 
 impl BenchTable {
     fn push(&mut self, label: &str, value: Duration) {
@@ -97,6 +110,19 @@ impl fmt::Display for BenchTable {
                 total.saturating_sub(waiting).as_secs_f64() / (boot + etcd).as_secs_f64()
             )?;
         }
+        if let Some(c) = &self.catalogue {
+            writeln!(
+                f,
+                "catalogue: {} scenarios, {CATALOGUE_PARALLELISM} at a time: {:.1}s wall{}",
+                c.scenarios,
+                c.wall.as_secs_f64(),
+                if c.failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; expectations failed in: {}", c.failed.join(", "))
+                }
+            )?;
+        }
         if !self.scenario_ok {
             writeln!(
                 f,
@@ -107,9 +133,11 @@ impl fmt::Display for BenchTable {
     }
 }
 
-/// Runs one warm-up round and `rounds` measured rounds.
+/// Runs one warm-up round and `rounds` measured rounds of `scenario`, then, if given, every scenario
+/// of `catalogue` at once.
 pub async fn run(
     scenario: &Scenario,
+    catalogue: &[Scenario],
     etcd: &EtcdSource,
     rounds: u32,
     progress: &mut dyn FnMut(&str),
@@ -122,6 +150,7 @@ pub async fn run(
     let mut table = BenchTable {
         rows: Vec::new(),
         scenario_ok: true,
+        catalogue: None,
     };
     for round in 0..=rounds {
         let measured = round > 0;
@@ -159,6 +188,29 @@ pub async fn run(
             table.push(BASE_BOOT, boot);
             table.push(BASE_ETCD, etcd_first);
         }
+    }
+    if !catalogue.is_empty() {
+        progress(&format!("catalogue: {} scenarios", catalogue.len()));
+        let start = Instant::now();
+        let reports: Vec<Result<runner::Report, RunError>> = futures_util::stream::iter(
+            catalogue.iter().map(|s| runner::run(&harness, s, &options)),
+        )
+        .buffer_unordered(CATALOGUE_PARALLELISM)
+        .collect()
+        .await;
+        let wall = start.elapsed();
+        let mut failed = Vec::new();
+        for report in reports {
+            let report = report?;
+            if !report.holds() {
+                failed.push(report.scenario);
+            }
+        }
+        table.catalogue = Some(Catalogue {
+            scenarios: catalogue.len(),
+            failed,
+            wall,
+        });
     }
     // Keep the table's phase order stable even if a round lacked a phase.
     let order = [

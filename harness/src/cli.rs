@@ -9,10 +9,12 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 use crate::downloads::EtcdSource;
+use crate::node::NodeHandle;
 use crate::runner::{self, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
+use crate::transcript::Transcript;
 use crate::wait::{poll_until, Probe};
-use crate::{bench, engine, image, report};
+use crate::{bench, diagnose, engine, image, report};
 
 /// Boot real etcd the way the tutorial does, in a throwaway systemd node, and prove it works.
 #[derive(Parser)]
@@ -49,6 +51,14 @@ enum Command {
         /// How many measured rounds.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
+        /// Skip the line that runs every scenario at once.
+        #[arg(long)]
+        no_catalogue: bool,
+    },
+    /// Diagnose a node kept with `run --keep`: the seed's troubleshooting commands and the cause.
+    Diagnose {
+        /// The node's container id or name (as `run --keep` printed it).
+        node: String,
     },
 }
 
@@ -107,11 +117,24 @@ pub fn main() -> ExitCode {
         Some(Ok(true)) => ExitCode::SUCCESS,
         Some(Ok(false)) => ExitCode::from(1),
         Some(Err(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::from(2)
         }
         None => ExitCode::from(130),
     }
+}
+
+/// The error and its causes, each cause once: most messages already quote their source.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut out = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !out.contains(&cause) {
+            out.push_str(": ");
+            out.push_str(&cause);
+        }
+    }
+    out
 }
 
 /// Waits (bounded) until no container of this process is left.
@@ -188,12 +211,45 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             println!("{} ({:?})", image.reference(), image.provenance);
             Ok(true)
         }
-        Command::Bench { common, rounds } => {
+        Command::Bench {
+            common,
+            rounds,
+            no_catalogue,
+        } => {
             let file = resolve("tutorial-tls", &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
-            let table =
-                bench::run(&scenario, &common.etcd_source()?, rounds, &mut progress).await?;
+            let catalogue = if no_catalogue {
+                Vec::new()
+            } else {
+                scenario::discover(&common.scenarios)?
+                    .iter()
+                    .map(|f| Scenario::load(f))
+                    .collect::<Result<_, _>>()?
+            };
+            let etcd = common.etcd_source()?;
+            let table = bench::run(&scenario, &catalogue, &etcd, rounds, &mut progress).await?;
             print!("{table}");
+            Ok(true)
+        }
+        Command::Diagnose { node } => {
+            let engine = engine::Engine::connect().await?;
+            let handle = NodeHandle::new(&engine, &node);
+            let mut transcript = Transcript::default();
+            let evidence = diagnose::troubleshoot(&handle, &mut transcript, 0)
+                .await
+                .with_context(|| format!("failed to diagnose node `{node}` (is it running?)"))?;
+            let diagnosis = diagnose::classify(&evidence);
+            print!("{transcript}");
+            println!(
+                "\ndiagnosis: {} — {}",
+                diagnosis.cause,
+                diagnosis.cause.explanation()
+            );
+            for line in diagnosis.shown_by.iter().take(report::MAX_EVIDENCE) {
+                println!("  evidence: {line}");
+            }
+            println!("  fix: {}", diagnosis.cause.fix());
+            // Diagnosing is the job; which cause it found is not a failure of the command.
             Ok(true)
         }
     }

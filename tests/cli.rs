@@ -119,6 +119,12 @@ fn diagnosing_a_node_that_does_not_exist_exits_2_naming_it() {
     let out = harness(&["diagnose", "etcd-harness-no-such-node"], &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("failed to diagnose node `etcd-harness-no-such-node`"), "{err}");
-    assert!(err.matches("No such container").count() == 1, "each cause once: {err}");
+    assert!(
+        err.contains("failed to diagnose node `etcd-harness-no-such-node`"),
+        "{err}"
+    );
+    assert!(
+        err.matches("No such container").count() == 1,
+        "each cause once: {err}"
+    );
 }

@@ -18,7 +18,7 @@ use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
 use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
 use crate::pki::{ClientCert, Pki, PkiError};
-use crate::scenario::{ExpectStep, Scenario};
+use crate::scenario::{ExpectStep, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
 use crate::unit::{self, UnitError};
@@ -559,22 +559,31 @@ const MARKER: (&str, &str) = (
     "written before the fault",
 );
 
+/// A port-forward to the member's client port and an etcd-client through it; the forward must live
+/// as long as the client is used.
+async fn open_client(
+    node: &NodeHandle,
+    member: &ExpectedMember,
+    tls: Option<&ClientTls>,
+) -> Result<(Forward, Result<etcd_client::Client, String>), RunError> {
+    // The port was validated when the scenario was parsed.
+    let port = member.client_port().unwrap_or(2379);
+    let forward = Forward::start(node.engine(), node.id(), port).await?;
+    let client = checks::connect(forward.local_addr(), tls)
+        .await
+        .map_err(|e| e.to_string());
+    Ok((forward, client))
+}
+
 async fn write_marker(
     node: &NodeHandle,
-    member: &crate::scenario::ExpectedMember,
+    member: &ExpectedMember,
     tls: Option<&ClientTls>,
 ) -> Result<(), String> {
-    let forward = Forward::start(
-        node.engine(),
-        node.id(),
-        member.client_port().unwrap_or(2379),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut client = checks::connect(forward.local_addr(), tls)
+    let (_forward, client) = open_client(node, member, tls)
         .await
         .map_err(|e| e.to_string())?;
-    client
+    client?
         .put(MARKER.0, MARKER.1, None)
         .await
         .map(|_| ())
@@ -583,23 +592,16 @@ async fn write_marker(
 
 async fn check_marker(
     node: &NodeHandle,
-    member: &crate::scenario::ExpectedMember,
+    member: &ExpectedMember,
     tls: Option<&ClientTls>,
     written: Result<(), String>,
 ) -> CheckResult {
     let read = async {
         written.map_err(|e| format!("could not write {} before the fault: {e}", MARKER.0))?;
-        let forward = Forward::start(
-            node.engine(),
-            node.id(),
-            member.client_port().unwrap_or(2379),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let mut client = checks::connect(forward.local_addr(), tls)
+        let (_forward, client) = open_client(node, member, tls)
             .await
             .map_err(|e| e.to_string())?;
-        let got = client
+        let got = client?
             .get(MARKER.0, None)
             .await
             .map_err(|e| e.to_string())?;
@@ -633,18 +635,11 @@ async fn run_checks(
     let mut results = Vec::new();
     let wants_client =
         expect.member_list.is_some() || expect.health.is_some() || expect.registry.is_some();
-    let forward = if wants_client {
-        // Validated when the scenario was parsed.
-        let port = member.client_port().unwrap_or(2379);
-        Some(Forward::start(node.engine(), node.id(), port).await?)
+    let (_forward, mut client) = if wants_client {
+        let (forward, client) = open_client(node, member, tls).await?;
+        (Some(forward), client)
     } else {
-        None
-    };
-    let mut client = match &forward {
-        Some(forward) => checks::connect(forward.local_addr(), tls)
-            .await
-            .map_err(|e| e.to_string()),
-        None => Err("not needed".to_owned()),
+        (None, Err("not needed".to_owned()))
     };
     if let Some(want) = expect.member_list {
         results.push(checks::member_list(client_ref(&mut client), want, member).await);

@@ -693,4 +693,51 @@ cause = "tls-plain-http"
         assert!(err.contains("field `seed_command.error`"), "{err}");
         assert!(err.contains("case.toml:11:"), "{err}");
     }
+
+    #[test]
+    fn a_fault_names_a_known_step_and_exactly_one_action() {
+        let with = |fault: &str| error_of(&format!("{GOOD}\n[[fault]]\n{fault}\n"));
+        let none = with("before = \"n\"");
+        assert!(none.contains("field `fault`"), "{none}");
+        assert!(none.contains("found none"), "{none}");
+        let two = with("before = \"n\"\nskip = true\nrun = \"true\"");
+        assert!(two.contains("found run, skip"), "{two}");
+        let unknown_step = with("after = \"Step 9\"\nrun = \"true\"");
+        assert!(
+            unknown_step.contains("field `fault.after`"),
+            "{unknown_step}"
+        );
+        assert!(unknown_step.contains("no step of"), "{unknown_step}");
+        let skip_after = with("after = \"n\"\nskip = true");
+        assert!(skip_after.contains("field `fault.skip`"), "{skip_after}");
+        let both = with("before = \"n\"\nafter = \"n\"\nrun = \"true\"");
+        assert!(both.contains("exactly one of `before"), "{both}");
+    }
+
+    #[test]
+    fn faults_and_expectations_parse_into_their_types() {
+        let (_dir, file) = fixture();
+        let text = format!(
+            "{GOOD}\n[[fault]]\nafter = \"ready\"\nhold_port = 2379\n\n\
+             [[expect_step]]\nstep = \"n\"\nexit_code = 1\n\n\
+             [[journal]]\nmatches = \"bind: .* in use\"\n"
+        );
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        assert_eq!(
+            scenario.faults,
+            [Fault {
+                at: At::Ready,
+                action: Action::HoldPort(2379)
+            }]
+        );
+        assert_eq!(scenario.expect_steps[0].exit_code, 1);
+        assert!(scenario.journal[0].found_in("listen: bind: address already in use"));
+        assert!(!scenario.journal[0].found_in("listening"));
+    }
+
+    #[test]
+    fn a_bad_journal_regex_names_the_field() {
+        let err = error_of(&format!("{GOOD}\n[[journal]]\nmatches = \"(unclosed\"\n"));
+        assert!(err.contains("field `journal.matches`"), "{err}");
+    }
 }

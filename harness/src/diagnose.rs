@@ -373,6 +373,11 @@ pub async fn troubleshoot(
         "ls -ld /etc/etcd /var/lib/etcd; ls -l /etc/etcd",
         "systemctl cat etcd --no-pager",
     ];
+    // What failed before troubleshooting began (its own commands may exit non-zero).
+    let (command, output) = transcript
+        .first_failure()
+        .map(|e| (e.command.clone(), format!("{}{}", e.stdout, e.stderr)))
+        .unwrap_or_default();
     for command in COMMANDS {
         let out = node.shell(command, Duration::from_secs(15)).await?;
         transcript.push(Entry {
@@ -385,14 +390,6 @@ pub async fn troubleshoot(
             duration: out.duration,
         });
     }
-    let failed = transcript
-        .entries()
-        .iter()
-        .find(|e| !e.succeeded() && !e.step.starts_with("Troubleshooting"))
-        .cloned();
-    let (command, output) = failed
-        .map(|e| (e.command, format!("{}{}", e.stdout, e.stderr)))
-        .unwrap_or_default();
     gather(node, &command, &output, since_epoch).await
 }
 

@@ -163,7 +163,6 @@ pub struct UploadFile {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
-    address: String,
 }
 
 impl Engine {
@@ -189,17 +188,12 @@ impl Engine {
             async { docker.ping().await.map_err(unreachable) },
         )
         .await?;
-        Ok(Self { docker, address })
+        Ok(Self { docker })
     }
 
     /// The bollard client, for the modules that mirror one area of the API (image, forward).
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
-    }
-
-    /// The address connected to.
-    pub fn address(&self) -> &str {
-        &self.address
     }
 
     /// Runs `argv` in `container` (working directory `workdir`) to completion and returns its exit
@@ -369,24 +363,6 @@ impl Engine {
                 )
                 .await
                 .map_err(EngineError::request(action()))
-        })
-        .await
-    }
-
-    /// The container's name, as `docker ps` shows it.
-    pub async fn container_name(&self, container: &str) -> Result<String, EngineError> {
-        let action = || format!("inspect container {}", short(container));
-        within(REQUEST_TIMEOUT, action, async {
-            let info = self
-                .docker
-                .inspect_container(container, None)
-                .await
-                .map_err(EngineError::request(action()))?;
-            Ok(info
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_owned())
         })
         .await
     }

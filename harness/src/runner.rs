@@ -178,30 +178,46 @@ impl Report {
     }
 }
 
+/// Times the phases of a run.
+struct Stopwatch {
+    clock: Instant,
+    laps: Vec<(Phase, Duration)>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            clock: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Records the time since the previous lap as `phase`.
+    fn lap(&mut self, phase: Phase) {
+        self.laps.push((phase, self.clock.elapsed()));
+        self.clock = Instant::now();
+    }
+}
+
 /// Runs `scenario` on a fresh node.
 pub async fn run(
     harness: &Harness,
     scenario: &Scenario,
     options: &RunOptions,
 ) -> Result<Report, RunError> {
-    let mut clock = Instant::now();
-    let mut lap = |phase: Phase, timings: &mut Vec<(Phase, Duration)>| {
-        timings.push((phase, clock.elapsed()));
-        clock = Instant::now();
-    };
-    let mut timings = Vec::new();
+    let mut watch = Stopwatch::start();
     let downloads = downloads::fetch(&options.etcd).await?;
     let pki = Pki::issue_with(scenario.pki.server)?;
     let client_tls = client_tls(scenario, &pki)?;
     let jumpbox = jumpbox(&pki, &downloads, &scenario.unit_file)?;
-    lap(Phase::Prepare, &mut timings);
+    watch.lap(Phase::Prepare);
 
     let spec = NodeSpec {
         image: harness.image.clone(),
         keep: options.keep,
     };
     let node = Node::start(&harness.engine, &harness.labels, &spec).await?;
-    lap(Phase::NodeBoot, &mut timings);
+    watch.lap(Phase::NodeBoot);
 
     let mut report = Report {
         scenario: scenario.name.clone(),
@@ -216,21 +232,54 @@ pub async fn run(
         kept: None,
         timings: Vec::new(),
     };
+    exercise(
+        &node,
+        scenario,
+        jumpbox.path(),
+        client_tls.as_ref(),
+        &mut report,
+        &mut watch,
+    )
+    .await?;
+
+    if options.keep {
+        report.kept = Some(Kept {
+            container: node.keep(),
+            jumpbox: jumpbox.keep(),
+        });
+    } else {
+        node.remove().await?;
+        watch.lap(Phase::Teardown);
+    }
+    report.timings = watch.laps;
+    Ok(report)
+}
+
+/// Everything a scenario does on its node: faults, the bootstrap, the unit observed, checks and
+/// expectations judged, troubleshooting when something went wrong. Fills `report`.
+async fn exercise(
+    node: &NodeHandle,
+    scenario: &Scenario,
+    jumpbox: &Path,
+    client_tls: Option<&ClientTls>,
+    report: &mut Report,
+    watch: &mut Stopwatch,
+) -> Result<(), RunError> {
     let since = unit::epoch_now();
-    if let Some(identity) = client_tls.as_ref().and_then(|t| t.identity.as_ref()) {
+    if let Some(identity) = client_tls.and_then(|t| t.identity.as_ref()) {
         if scenario.checks.client_cert == ClientCert::OtherCa {
-            place_client_identity(&node, identity, &mut report.transcript).await?;
+            place_client_identity(node, identity, &mut report.transcript).await?;
         }
     }
-    let completed = bootstrap(&node, scenario, jumpbox.path(), &mut report.transcript).await?;
-    lap(Phase::Bootstrap, &mut timings);
-    report.etcd_version = etcd_version(&node).await?;
+    let completed = bootstrap(node, scenario, jumpbox, &mut report.transcript).await?;
+    watch.lap(Phase::Bootstrap);
+    report.etcd_version = etcd_version(node).await?;
 
     let mut results = step_expectations(scenario, &report.transcript);
     let mut active = None;
     if completed {
-        active = observe_unit(&node, false).await?;
-        lap(Phase::EtcdReady, &mut timings);
+        active = observe_unit(node, false).await?;
+        watch.lap(Phase::EtcdReady);
     }
     let ready_faults: Vec<&Fault> = scenario
         .faults
@@ -238,22 +287,22 @@ pub async fn run(
         .filter(|f| f.at == At::Ready)
         .collect();
     let marker = match (&active, scenario.keys_survive) {
-        (Some(_), true) => Some(write_marker(&node, &scenario.member, client_tls.as_ref()).await),
+        (Some(_), true) => Some(write_marker(node, &scenario.member, client_tls).await),
         _ => None,
     };
     if active.is_some() && !ready_faults.is_empty() {
         for fault in ready_faults {
             faults::apply(
                 &fault.action,
-                &node,
+                node,
                 &scenario.bootstrap.steps,
-                jumpbox.path(),
+                jumpbox,
                 &mut report.transcript,
             )
             .await?;
         }
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
-        active = observe_unit(&node, true).await?;
+        active = observe_unit(node, true).await?;
     }
     if scenario
         .faults
@@ -266,26 +315,17 @@ pub async fn run(
         report.failure = Some("etcd.service did not become active".to_owned());
     }
     let active_since = Instant::now();
-    results.extend(
-        run_checks(
-            &node,
-            scenario,
-            client_tls.as_ref(),
-            active.as_ref(),
-            active_since,
-        )
-        .await?,
-    );
+    results.extend(run_checks(node, scenario, client_tls, active.as_ref(), active_since).await?);
     if let Some(marker) = marker {
-        results.push(check_marker(&node, &scenario.member, client_tls.as_ref(), marker).await);
+        results.push(check_marker(node, &scenario.member, client_tls, marker).await);
     }
     for entry in results.iter().filter_map(|c| c.entry.clone()) {
         report.transcript.push(entry);
     }
-    lap(Phase::Checks, &mut timings);
+    watch.lap(Phase::Checks);
 
-    let journal = unit::journal(&node, since).await?;
-    results.extend(unit_expectations(scenario, &unit::state(&node).await?));
+    let journal = unit::journal(node, since).await?;
+    results.extend(unit_expectations(scenario, &unit::state(node).await?));
     results.extend(scenario.journal.iter().map(|pattern| {
         let found = pattern.found_in(&journal);
         CheckResult::observed(
@@ -305,7 +345,7 @@ pub async fn run(
         || scenario.diagnosis.is_some()
         || results.iter().any(|r| !r.holds);
     if something_failed {
-        troubleshoot(&node, &mut report, since).await?;
+        troubleshoot(node, report, since).await?;
     }
     if let Some(want) = scenario.diagnosis {
         let got = report.diagnosis.as_ref().map(|d| d.cause);
@@ -325,18 +365,7 @@ pub async fn run(
         ));
     }
     report.checks = results;
-
-    if options.keep {
-        report.kept = Some(Kept {
-            container: node.keep(),
-            jumpbox: jumpbox.keep(),
-        });
-    } else {
-        node.remove().await?;
-        lap(Phase::Teardown, &mut timings);
-    }
-    report.timings = timings;
-    Ok(report)
+    Ok(())
 }
 
 /// The identity and trust the harness's client uses, or `None` for plain http.

@@ -128,3 +128,54 @@ fn diagnosing_a_node_that_does_not_exist_exits_2_naming_it() {
         "each cause once: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_release_tarball_is_tested_instead_of_debians_etcd() {
+    // No release archive can be downloaded here, so one is packed the way upstream lays it out,
+    // from the Debian binaries: what matters is the path a user's tarball takes.
+    let debian = etcd_harness::downloads::fetch(&etcd_harness::downloads::EtcdSource::Debian)
+        .await
+        .expect("Debian's etcd packages (apt-get update)");
+    let dir = tempfile::tempdir().unwrap();
+    let unique = "etcd-v3.4.23-linux-amd64";
+    let tarball = dir.path().join(format!("{unique}.tar.gz"));
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&tarball).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut archive = tar::Builder::new(gz);
+    archive
+        .append_path_with_name(&debian.etcd, format!("{unique}/etcd"))
+        .unwrap();
+    archive
+        .append_path_with_name(&debian.etcdctl, format!("{unique}/etcdctl"))
+        .unwrap();
+    archive
+        .append_path_with_name(&debian.etcd, format!("{unique}/README-etcd.md"))
+        .unwrap();
+    archive.into_inner().unwrap().finish().unwrap();
+
+    // A cache of its own, so the archive is extracted on every run rather than found cached.
+    let cache = tempfile::tempdir().unwrap();
+    let out = harness(
+        &[
+            "run",
+            "tutorial-as-written",
+            "--etcd",
+            tarball.to_str().unwrap(),
+        ],
+        &[("ETCD_HARNESS_CACHE", cache.path().to_str().unwrap())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("etcd:     3.4.23 (upstream "), "{stdout}");
+    let extracted = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("etcd-upstream-etcd-v3.4.23-linux-amd64-")
+        });
+    assert!(extracted, "the archive was not extracted into the cache");
+}

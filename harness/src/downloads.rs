@@ -197,18 +197,20 @@ async fn from_tarball(tarball: &Path) -> Result<Downloads, DownloadsError> {
         .file_name()
         .map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_owned())
         .unwrap_or_default();
-    let dir = cache::dir()?.join(format!("etcd-upstream-{name}"));
-    let _lock = cache::lock(&format!("etcd-upstream-{name}.lock")).await?;
+    // Keyed by content too: a re-downloaded archive of the same name must not reuse stale binaries.
+    let bytes = std::fs::read(tarball).map_err(|source| DownloadsError::Io {
+        action: "read",
+        path: tarball.to_owned(),
+        source,
+    })?;
+    let key = format!("etcd-upstream-{name}-{}", crate::image::hash12(&[&bytes]));
+    let dir = cache::dir()?.join(&key);
+    let _lock = cache::lock(&format!("{key}.lock")).await?;
     if !dir.join("etcdctl").is_file() {
         let work = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&work);
         create_dir(&work)?;
-        let file = std::fs::File::open(tarball).map_err(|source| DownloadsError::Io {
-            action: "open",
-            path: tarball.to_owned(),
-            source,
-        })?;
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
         let entries = archive.entries().map_err(|source| DownloadsError::Io {
             action: "read",
             path: tarball.to_owned(),

@@ -17,7 +17,7 @@ use crate::scenario::{Expect, ExpectedMember, SeedCommand};
 use crate::transcript::{Entry, Host};
 use crate::unit::{self, UnitState};
 
-/// How long a seed command may run (etcdctl's own dial timeout is 5 s).
+/// How long a seed command may run (etcdctl gives up after its own 5 s command timeout).
 const SEED_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the unit must stay active with no restart before health passes.
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);

@@ -14,7 +14,7 @@ use crate::diagnose::{self, Diagnosis};
 use crate::node::NodeHandle;
 use crate::pki::{self, Pki};
 use crate::scenario::{Expect, ExpectedMember, SeedCommand};
-use crate::transcript::{Entry, Host};
+use crate::transcript::Entry;
 use crate::unit::{self, UnitState};
 
 /// How long a seed command may run (etcdctl gives up after its own 5 s command timeout).
@@ -325,16 +325,8 @@ pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResu
             return CheckResult::judged(&command.run, command.expect, Err(vec![e.to_string()]));
         }
     };
-    let printed = format!("{}{}", out.stdout, out.stderr);
-    let entry = Entry {
-        step: "Step 6: Verify etcd is Running".to_owned(),
-        host: Host::Server,
-        command: command.run.clone(),
-        exit_code: out.exit_code,
-        stdout: out.stdout.clone(),
-        stderr: out.stderr.clone(),
-        duration: out.duration,
-    };
+    let entry = Entry::of_exec("Step 6: Verify etcd is Running", &command.run, out);
+    let printed = entry.output();
     let first_line = printed.lines().next().unwrap_or("").to_owned();
     // etcdctl prints its verdict last (after any retry warnings).
     let last_line = printed
@@ -342,8 +334,8 @@ pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResu
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    let observed = if out.exit_code != 0 {
-        Err(vec![format!("exit {}: {last_line}", out.exit_code)])
+    let observed = if entry.exit_code != 0 {
+        Err(vec![format!("exit {}: {last_line}", entry.exit_code)])
     } else if let Some(missing) = missing_lines(&command.output, &printed) {
         Err(vec![
             format!("exit 0, but the output differs from the seed's: missing `{missing}`"),
@@ -353,8 +345,9 @@ pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResu
         Ok(format!("exit 0: {first_line}"))
     };
     let mut result = CheckResult::judged(&command.run, command.expect, observed);
+    let failed = !entry.succeeded();
     result.entry = Some(entry);
-    if out.exit_code != 0 {
+    if failed {
         match diagnose::gather(node, &command.run, &printed, since).await {
             Ok(evidence) => {
                 let diagnosis = diagnose::classify(&evidence);

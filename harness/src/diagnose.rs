@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::engine::EngineError;
 use crate::node::NodeHandle;
 use crate::pki::{self, CertFacts};
-use crate::transcript::{Entry, Host, Transcript};
+use crate::transcript::{Entry, Transcript};
 use crate::unit::{self, UnitState};
 
 /// A named cause of failure.
@@ -376,19 +376,15 @@ pub async fn troubleshoot(
     // What failed before troubleshooting began (its own commands may exit non-zero).
     let (command, output) = transcript
         .first_failure()
-        .map(|e| (e.command.clone(), format!("{}{}", e.stdout, e.stderr)))
+        .map(|e| (e.command.clone(), e.output()))
         .unwrap_or_default();
     for command in COMMANDS {
         let out = node.shell(command, Duration::from_secs(15)).await?;
-        transcript.push(Entry {
-            step: "Troubleshooting (the seed's commands)".to_owned(),
-            host: Host::Server,
-            command: command.to_owned(),
-            exit_code: out.exit_code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-            duration: out.duration,
-        });
+        transcript.push(Entry::of_exec(
+            "Troubleshooting (the seed's commands)",
+            command,
+            out,
+        ));
     }
     gather(node, &command, &output, since_epoch).await
 }

@@ -160,17 +160,15 @@ pub async fn apply(
         }
         Action::Skip => return Ok(()),
     };
-    let (exit_code, stdout, stderr) = out
-        .map(|o| (o.exit_code, o.stdout, o.stderr))
-        .unwrap_or_default();
+    const STEP: &str = "Fault (injected by the scenario)";
+    let entry = match out {
+        Some(out) => Entry::of_exec(STEP, command, out),
+        None => Entry::done(STEP, Host::Server, command, Duration::ZERO),
+    };
+    // The fault's whole time (a reboot, waiting for a port holder), not only its command's.
     transcript.push(Entry {
-        step: "Fault (injected by the scenario)".to_owned(),
-        host: Host::Server,
-        command,
-        exit_code,
-        stdout,
-        stderr,
         duration: start.elapsed(),
+        ..entry
     });
     Ok(())
 }

@@ -407,15 +407,12 @@ async fn place_client_identity(
     node.exec(&["mkdir", "-p", FAULTY_DIR], Duration::from_secs(10))
         .await?;
     node.engine().upload(node.id(), FAULTY_DIR, &files).await?;
-    transcript.push(Entry {
-        step: "Fault (injected by the scenario)".into(),
-        host: Host::Jumpbox,
-        command: format!("place another CA's client certificate in {FAULTY_DIR}/"),
-        exit_code: 0,
-        stdout: String::new(),
-        stderr: String::new(),
-        duration: start.elapsed(),
-    });
+    transcript.push(Entry::done(
+        "Fault (injected by the scenario)",
+        Host::Jumpbox,
+        format!("place another CA's client certificate in {FAULTY_DIR}/"),
+        start.elapsed(),
+    ));
     Ok(())
 }
 
@@ -437,15 +434,12 @@ async fn bootstrap(
             faults::apply(&fault.action, node, steps, jumpbox, transcript).await?;
         }
         if before.iter().any(|f| f.action == faults::Action::Skip) {
-            transcript.push(Entry {
-                step: step.name.clone(),
-                host: Host::Server,
-                command: format!("# skipped by the scenario: {}", step.command),
-                exit_code: 0,
-                stdout: String::new(),
-                stderr: String::new(),
-                duration: Duration::ZERO,
-            });
+            transcript.push(Entry::done(
+                &step.name,
+                Host::Server,
+                format!("# skipped by the scenario: {}", step.command),
+                Duration::ZERO,
+            ));
             continue;
         }
         let entry = steps::run_one(step, node, jumpbox).await?;
@@ -482,7 +476,7 @@ fn step_expectations(scenario: &Scenario, transcript: &Transcript) -> Vec<CheckR
                     output: Some(text), ..
                 }),
             ) => {
-                let printed = format!("{}{}", entry.stdout, entry.stderr);
+                let printed = entry.output();
                 if printed.contains(text.as_str()) {
                     (true, format!("exit {code}, printed `{text}`"))
                 } else {

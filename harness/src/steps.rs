@@ -15,7 +15,7 @@ use toml::Spanned;
 use crate::engine::{EngineError, UploadFile};
 use crate::node::NodeHandle;
 use crate::scenario::line_of;
-use crate::transcript::{Entry, Host, Transcript};
+use crate::transcript::{Entry, Host};
 
 /// How long one server step may run (a unit start waits at most systemd's 90 s start timeout).
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -196,25 +196,6 @@ fn parse_scp(command: &str) -> Option<Action> {
     })
 }
 
-/// Runs `steps` on `node` in order, from the jumpbox directory `jumpbox`, appending to `transcript`.
-/// Stops after the first step that exits non-zero and returns its index.
-pub async fn run(
-    steps: &[Step],
-    node: &NodeHandle,
-    jumpbox: &Path,
-    transcript: &mut Transcript,
-) -> Result<Option<usize>, RunStepError> {
-    for (index, step) in steps.iter().enumerate() {
-        let entry = run_one(step, node, jumpbox).await?;
-        let failed = !entry.succeeded();
-        transcript.push(entry);
-        if failed {
-            return Ok(Some(index));
-        }
-    }
-    Ok(None)
-}
-
 /// Carries out one step and returns its transcript entry (a failed command is an entry, not an
 /// error).
 pub async fn run_one(
@@ -255,30 +236,19 @@ pub async fn run_one(
                 .upload(node.id(), dir, &files)
                 .await
                 .map_err(engine_error)?;
-            Ok(Entry {
-                step: step.name.clone(),
-                host: Host::Jumpbox,
-                command: step.command.clone(),
-                exit_code: 0,
-                stdout: String::new(),
-                stderr: String::new(),
-                duration: start.elapsed(),
-            })
+            Ok(Entry::done(
+                &step.name,
+                Host::Jumpbox,
+                &step.command,
+                start.elapsed(),
+            ))
         }
         Action::Shell(script) => {
             let out = node
                 .shell(script, STEP_TIMEOUT)
                 .await
                 .map_err(engine_error)?;
-            Ok(Entry {
-                step: step.name.clone(),
-                host: Host::Server,
-                command: step.command.clone(),
-                exit_code: out.exit_code,
-                stdout: out.stdout,
-                stderr: out.stderr,
-                duration: out.duration,
-            })
+            Ok(Entry::of_exec(&step.name, &step.command, out))
         }
     }
 }

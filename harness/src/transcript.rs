@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::engine::ExecOutput;
+
 /// Where a command ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Host {
@@ -35,6 +37,43 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A command that ran in the node, with what it printed.
+    pub fn of_exec(step: impl Into<String>, command: impl Into<String>, out: ExecOutput) -> Self {
+        Self {
+            step: step.into(),
+            host: Host::Server,
+            command: command.into(),
+            exit_code: out.exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            duration: out.duration,
+        }
+    }
+
+    /// An action the harness carried out that prints nothing and cannot exit non-zero (an upload, a
+    /// skipped step): it either happened, or the run failed with an error.
+    pub fn done(
+        step: impl Into<String>,
+        host: Host,
+        command: impl Into<String>,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            step: step.into(),
+            host,
+            command: command.into(),
+            exit_code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration,
+        }
+    }
+
+    /// Standard output then standard error, as a terminal would show them.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
     /// True when the command exited 0.
     pub fn succeeded(&self) -> bool {
         self.exit_code == 0

@@ -1,36 +1,56 @@
-//! Nothing outlives its run: not on panic, not on SIGTERM, and leftovers of a killed run (its
-//! process gone) are swept at the next start.
+//! Nothing outlives its run — not on panic, not on SIGINT/SIGTERM at any moment — and leftovers of
+//! a run killed outright are swept at the next start, but only when its owner is provably dead: on
+//! an engine shared by several hosts, another host's live nodes are never touched.
 
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use etcd_harness::engine::{Engine, LABEL, LABEL_PID};
+use etcd_harness::engine::{Engine, Labels, LABEL, LABEL_KEEP, LABEL_PID};
 use etcd_harness::image;
 use etcd_harness::node::{Node, NodeSpec};
+use etcd_harness::owner::Owner;
+use etcd_harness::rundir;
 use etcd_harness::runner::Harness;
 use etcd_harness::wait::{poll_until, Probe};
+use rstest::rstest;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leftovers_of_a_killed_run_are_swept_and_kept_nodes_are_not() {
-    let engine = Engine::connect().await.expect("a Docker engine");
-    let image = image::ensure(&engine, &mut |_| {})
-        .await
-        .unwrap()
-        .reference();
-    // A pid that cannot be running: what a SIGKILLed run leaves behind.
-    let dead_pid = u32::MAX.to_string();
-    let create = |extra: &[&str]| {
+/// A container or network a test made by hand; removed when dropped, also if the test panics.
+struct Made {
+    kind: &'static str,
+    id: String,
+}
+
+impl Made {
+    fn container(image: &str, labels: &Labels, extra: &[(&str, &str)]) -> Self {
+        let mut args = vec!["create".to_owned()];
+        for (key, value) in labels
+            .pairs()
+            .into_iter()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        {
+            args.extend(["--label".to_owned(), format!("{key}={value}")]);
+        }
+        args.push(image.to_owned());
+        Self::docker("container", &args)
+    }
+
+    fn network(labels: &Labels) -> Self {
         let mut args = vec![
+            "network".to_owned(),
             "create".to_owned(),
-            "--label".to_owned(),
-            format!("{LABEL}=true"),
-            "--label".to_owned(),
-            format!("{LABEL_PID}={dead_pid}"),
+            "--internal".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args.push(image.clone());
+        for (key, value) in labels.pairs() {
+            args.extend(["--label".to_owned(), format!("{key}={value}")]);
+        }
+        args.push(format!("etcd-harness-test-{}", labels.run_id()));
+        Self::docker("network", &args)
+    }
+
+    fn docker(kind: &'static str, args: &[String]) -> Self {
         let out = Command::new("docker")
-            .args(&args)
+            .args(args)
             .output()
             .expect("docker CLI");
         assert!(
@@ -38,91 +58,247 @@ async fn leftovers_of_a_killed_run_are_swept_and_kept_nodes_are_not() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    let stale = create(&[]);
-    let kept = create(&["--label", "etcd-harness.keep=true"]);
+        Self {
+            kind,
+            id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        }
+    }
 
-    let swept = engine.sweep_stale().await;
-
-    let exists = |id: &str| {
+    fn exists(&self) -> bool {
         Command::new("docker")
-            .args(["inspect", id])
+            .args([self.kind, "inspect", &self.id])
             .output()
             .map(|o| o.status.success())
-            .unwrap()
-    };
-    let (stale_exists, kept_exists) = (exists(&stale), exists(&kept));
-    let _ = Command::new("docker").args(["rm", "-f", &kept]).output();
-    swept.expect("the sweep runs");
-    assert!(!stale_exists, "the stale container {stale} was not swept");
-    assert!(
-        kept_exists,
-        "a node kept with --keep must survive the sweep"
-    );
+            .expect("docker CLI")
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        let rm: &[&str] = if self.kind == "container" {
+            &["container", "rm", "-f"]
+        } else {
+            &["network", "rm"]
+        };
+        let _ = Command::new("docker").args(rm).arg(&self.id).output();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_is_removed_when_its_owner_panics() {
+async fn the_sweep_removes_only_what_it_can_prove_dead_on_an_engine_shared_by_two_hosts() {
+    let engine = Engine::connect().await.expect("a Docker engine");
+    let image = image::ensure(&engine, &mut |_| {})
+        .await
+        .unwrap()
+        .reference();
+    let me = Owner::this_process();
+    let pid1_start = std::fs::read_to_string("/proc/1/stat").unwrap();
+    let pid1_start: u64 = pid1_start
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let here = |pid, start| {
+        Labels::owned_by(Owner {
+            namespace: me.namespace.clone(),
+            pid,
+            start,
+        })
+    };
+    // The other host: its pids are its own; pid 1 there says nothing about pid 1 here.
+    let other_host = Owner {
+        namespace: "0b0e5f3c-another-host:pid:[4026531836]".into(),
+        pid: 1,
+        start: pid1_start,
+    };
+    let killed = here(u32::MAX, 1);
+    let reused = here(1, pid1_start + 1);
+    let killed_node = Made::container(&image, &killed, &[]);
+    let killed_network = Made::network(&killed);
+    let reused_node = Made::container(&image, &reused, &[]);
+    let kept_node = Made::container(&image, &killed, &[(LABEL_KEEP, "true")]);
+    let alive_node = Made::container(&image, &Labels::for_this_process(), &[]);
+    let others_node = Made::container(&image, &Labels::owned_by(other_host.clone()), &[]);
+    let others_network = Made::network(&Labels::owned_by(other_host.clone()));
+
+    let swept_here = engine.sweep_stale(me).await.expect("the sweep runs");
+    // The other host's view of the same engine: everything of this host is foreign to it.
+    let swept_there = engine
+        .sweep_stale(&other_host)
+        .await
+        .expect("the sweep runs");
+
+    assert!(!killed_node.exists(), "a killed run's node was not swept");
+    assert!(
+        !killed_network.exists(),
+        "a killed run's network was not swept"
+    );
+    assert!(
+        !reused_node.exists(),
+        "a node whose owner's pid was reused was not swept"
+    );
+    assert!(
+        kept_node.exists(),
+        "a node kept with --keep must survive the sweep"
+    );
+    assert!(alive_node.exists(), "a live run's node was swept");
+    assert!(others_node.exists(), "another host's node was swept");
+    assert!(others_network.exists(), "another host's network was swept");
+    assert!(swept_here.foreign >= 2, "{swept_here:?}");
+    assert!(swept_there.foreign >= 1, "{swept_there:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_and_the_run_directory_are_removed_when_their_owner_panics() {
     let harness = Harness::prepare(&mut |_| {})
         .await
         .expect("a Docker engine");
-    let owner = harness.clone();
+    let (engine, labels) = (harness.engine.clone(), harness.labels.clone());
+    let run_dir = harness.run_dir.path().to_owned();
     let joined = tokio::spawn(async move {
         let spec = NodeSpec {
-            image: owner.image.clone(),
+            image: harness.image.clone(),
             keep: false,
         };
-        let _node = Node::start(&owner.engine, &owner.labels, &spec)
+        let _node = Node::start(&harness.engine, &harness.labels, &spec)
             .await
             .unwrap();
-        panic!("a test failing while it owns a node");
+        let jumpbox = harness.run_dir.jumpbox().unwrap();
+        std::fs::write(jumpbox.path().join("kube-apiserver.key"), "secret").unwrap();
+        panic!("a test failing while it owns a node and a jumpbox");
     })
     .await;
     assert!(joined.unwrap_err().is_panic());
-    let left = harness.engine.containers_of(&harness.labels).await.unwrap();
+    let left = engine.containers_of(&labels).await.unwrap();
     assert!(left.is_empty(), "the node outlived the panic: {left:?}");
+    assert!(
+        !run_dir.exists(),
+        "{} outlived the panic",
+        run_dir.display()
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_interrupted_by_sigterm_leaves_no_container() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+/// What a CLI run with process id `pid` left: its containers and its run directories.
+fn left_by(pid: u32) -> (String, Vec<PathBuf>) {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={LABEL_PID}={pid}")])
+        .output()
+        .expect("docker CLI");
+    let containers = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let prefix = format!("{}{pid}-", rundir::PREFIX);
+    let dirs = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    (containers, dirs)
+}
+
+fn spawn_run() -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
         .args(["run", "tutorial-tls"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
         .spawn()
-        .expect("the etcd-harness binary runs");
-    let pid = child.id().expect("a running child").to_string();
-    let of_child = || {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label={LABEL_PID}={pid}")])
-            .output()
-            .expect("docker CLI");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
-    let node = poll_until(
+        .expect("the etcd-harness binary runs")
+}
+
+/// Waits until the run with process id `pid` has a node.
+async fn node_of(pid: u32) -> String {
+    poll_until(
         "the run's node to exist",
         Duration::from_secs(120),
-        Duration::from_millis(100),
+        Duration::from_millis(50),
         || async {
-            Ok::<_, std::convert::Infallible>(match of_child() {
+            Ok::<_, std::convert::Infallible>(match left_by(pid).0 {
                 id if id.is_empty() => Probe::Pending("none yet".into()),
                 id => Probe::Ready(id),
             })
         },
     )
     .await
-    .unwrap();
-    let node = node.expect("the run started a node");
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("the run ends after SIGTERM")
+    .unwrap()
+    .expect("the run started a node")
+}
+
+#[rstest]
+#[case::sigint_while_etcd_runs("INT", 130, true)]
+#[case::sigterm_while_etcd_runs("TERM", 143, true)]
+#[case::sigterm_in_the_first_moments("TERM", 143, false)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
+    #[case] signal: &str,
+    #[case] code: i32,
+    #[case] once_the_node_exists: bool,
+) {
+    let mut child = spawn_run();
+    let pid = child.id().expect("a running child");
+    if once_the_node_exists {
+        node_of(pid).await;
+    } else {
+        // Before the node exists, or while it is being created: the run must still clean up.
+        let _ = tokio::time::timeout(Duration::from_millis(300), child.wait()).await;
+    }
+    let killed = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
         .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the run ends after the signal")
+        .unwrap();
+    assert_eq!(status.code(), Some(code), "{status}");
+    let (containers, dirs) = left_by(pid);
+    assert_eq!(containers, "", "nodes outlived the interrupted run");
+    assert!(dirs.is_empty(), "run directories outlived it: {dirs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_a_sigkilled_run_are_swept_at_the_next_start() {
+    let mut child = spawn_run();
+    let pid = child.id().expect("a running child");
+    node_of(pid).await;
+    child.kill().await.unwrap();
+    Harness::prepare(&mut |_| {})
+        .await
+        .expect("a Docker engine");
+    let (containers, dirs) = left_by(pid);
+    assert_eq!(containers, "", "the killed run's node was not swept");
     assert!(
-        !status.success(),
-        "an interrupted run must not report success"
+        dirs.is_empty(),
+        "the killed run's directory was not swept: {dirs:?}"
     );
-    assert_eq!(of_child(), "", "node {node} outlived the interrupted run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_image_does_not_carry_the_run_label() {
+    // Containers inherit their image's labels: the node image must not carry the run label, or
+    // every container made from it would look like one of a run's.
+    let engine = Engine::connect().await.expect("a Docker engine");
+    let image = image::ensure(&engine, &mut |_| {})
+        .await
+        .unwrap()
+        .reference();
+    let out = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            &image,
+        ])
+        .output()
+        .expect("docker CLI");
+    let labels = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !labels.contains(&format!("\"{LABEL}\"")),
+        "the node image carries `{LABEL}`: {labels}"
+    );
 }

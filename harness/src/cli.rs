@@ -1,19 +1,19 @@
 //! The command line: `run`, `list`, `image`, `bench`. Exit codes: 0 when the scenario's expectations
 //! hold, 1 when they don't, 2 on usage, configuration or environment errors.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
-use crate::downloads::EtcdSource;
+use crate::downloads::{self, EtcdSource};
 use crate::node::NodeHandle;
 use crate::runner::{self, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::transcript::Transcript;
-use crate::wait::{poll_until, Probe};
 use crate::{bench, diagnose, engine, image, report};
 
 /// Boot real etcd the way the tutorial does, in a throwaway systemd node, and prove it works.
@@ -74,11 +74,15 @@ struct Common {
 }
 
 impl Common {
-    fn etcd_source(&self) -> anyhow::Result<EtcdSource> {
-        Ok(match &self.etcd {
+    /// The etcd source, checked before anything else starts — the engine, the sweep, the image —
+    /// so a broken `--etcd` fails at once (and leaves nothing in the cache).
+    async fn etcd_source(&self) -> anyhow::Result<EtcdSource> {
+        let source = match &self.etcd {
             Some(path) => EtcdSource::from_arg(path)?,
             None => EtcdSource::Debian,
-        })
+        };
+        downloads::fetch(&source).await?;
+        Ok(source)
     }
 }
 
@@ -100,27 +104,30 @@ pub fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let run = dispatch(cli.command);
-        tokio::pin!(run);
+        let mut run = Box::pin(dispatch(cli.command));
         let signal = tokio::select! {
-            outcome = &mut run => return Some(outcome),
+            outcome = &mut run => return Ok(outcome),
             signal = interrupted() => signal,
         };
-        eprintln!("interrupted by {signal}: removing this run's containers");
-        // testcontainers' watchdog is removing them and then ends the process. The run is not polled
-        // meanwhile, so nothing races it; should the watchdog not finish, dropping the run removes its
-        // node.
-        let _ = wait_for_watchdog().await;
-        None
+        eprintln!("interrupted by {}: removing this run's nodes", signal.name);
+        // Dropping the run drops what it owns: its nodes (removed at once, no graceful stop) and its
+        // run directory. Then the engine is asked for anything of this process still there — a node
+        // whose create request was in flight, say — until it shows none.
+        drop(run);
+        match remove_this_process().await {
+            Ok(()) => {}
+            Err(e) => eprintln!("error: {}", render_error(&e)),
+        }
+        Err(signal)
     });
     match outcome {
-        Some(Ok(true)) => ExitCode::SUCCESS,
-        Some(Ok(false)) => ExitCode::from(1),
-        Some(Err(e)) => {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::from(1),
+        Ok(Err(e)) => {
             eprintln!("error: {}", render_error(&e));
             ExitCode::from(2)
         }
-        None => ExitCode::from(130),
+        Err(signal) => ExitCode::from(signal.exit_code),
     }
 }
 
@@ -137,36 +144,45 @@ fn render_error(error: &anyhow::Error) -> String {
     out
 }
 
-/// Waits (bounded) until no container of this process is left.
-async fn wait_for_watchdog() -> anyhow::Result<()> {
+/// Removes this process's containers and networks that are still there.
+async fn remove_this_process() -> anyhow::Result<()> {
     let engine = engine::Engine::connect().await?;
-    let gone = poll_until(
-        "testcontainers' watchdog to remove this run's containers",
-        Duration::from_secs(20),
-        Duration::from_millis(200),
-        || async {
-            let left = engine.containers_of_this_process().await?;
-            Ok::<_, engine::EngineError>(if left.is_empty() {
-                Probe::Ready(())
-            } else {
-                Probe::Pending(format!("{} left", left.len()))
-            })
-        },
-    )
-    .await?;
-    Ok(gone?)
+    engine.remove_this_process().await?;
+    Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM, naming the signal. If no handler can be installed, never resolves
-/// (the watchdog still removes containers on signals).
-async fn interrupted() -> &'static str {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
+/// A signal that ends a run, with the exit code a shell reports for it (128 + its number).
+struct Signal {
+    name: &'static str,
+    exit_code: u8,
+}
+
+/// Resolves on Ctrl-C or SIGTERM. If no handler can be installed, never resolves (the signal then
+/// ends the process, and the next run's sweep removes what it left).
+async fn interrupted() -> Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
-        Ok(()) = tokio::signal::ctrl_c() => "SIGINT",
-        Some(()) = term.recv() => "SIGTERM",
+        Some(()) = int.recv() => Signal { name: "SIGINT", exit_code: 130 },
+        Some(()) = term.recv() => Signal { name: "SIGTERM", exit_code: 143 },
+    }
+}
+
+/// Writes `text` to standard output. A reader that went away (`etcd-harness list | head -1`) is not
+/// an error: the rest is simply not shown.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("failed to write to standard output"),
     }
 }
 
@@ -182,7 +198,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             let file = resolve(&scenario, &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
             let options = RunOptions {
-                etcd: common.etcd_source()?,
+                etcd: common.etcd_source().await?,
                 keep,
             };
             let harness = Harness::prepare(&mut progress).await?;
@@ -193,22 +209,24 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 harness.labels.run_id()
             ));
             let report = runner::run(&harness, &scenario, &options).await?;
-            print!("{}", report::render(&report));
+            emit(&report::render(&report))?;
             Ok(report.holds())
         }
         Command::List { scenarios } => {
+            let mut out = String::new();
             for file in scenario::discover(&scenarios)? {
                 match Scenario::load(&file) {
-                    Ok(s) => println!("{:<24} {}", s.name, s.description),
-                    Err(e) => println!("{:<24} (invalid: {e})", stem(&file)),
+                    Ok(s) => writeln!(out, "{:<24} {}", s.name, s.description)?,
+                    Err(e) => writeln!(out, "{:<24} (invalid: {e})", stem(&file))?,
                 }
             }
+            emit(&out)?;
             Ok(true)
         }
         Command::Image => {
             let engine = engine::Engine::connect().await?;
             let image = image::ensure(&engine, &mut progress).await?;
-            println!("{} ({:?})", image.reference(), image.provenance);
+            emit(&format!("{} ({:?})\n", image.reference(), image.provenance))?;
             Ok(true)
         }
         Command::Bench {
@@ -226,43 +244,51 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                     .map(|f| Scenario::load(f))
                     .collect::<Result<_, _>>()?
             };
-            let etcd = common.etcd_source()?;
+            let etcd = common.etcd_source().await?;
             let table = bench::run(&scenario, &catalogue, &etcd, rounds, &mut progress).await?;
-            print!("{table}");
+            emit(&table.to_string())?;
             Ok(true)
         }
         Command::Diagnose { node } => {
             let engine = engine::Engine::connect().await?;
-            let handle = NodeHandle::new(&engine, &node);
+            let handle = NodeHandle::adopt(&engine, &node)
+                .await
+                .with_context(|| format!("failed to diagnose node `{node}`"))?;
             let mut transcript = Transcript::default();
             let evidence = diagnose::troubleshoot(&handle, &mut transcript, 0)
                 .await
                 .with_context(|| format!("failed to diagnose node `{node}` (is it running?)"))?;
             let diagnosis = diagnose::classify(&evidence);
-            print!("{transcript}");
-            println!(
+            let mut out = transcript.to_string();
+            writeln!(
+                out,
                 "\ndiagnosis: {} — {}",
                 diagnosis.cause,
                 diagnosis.cause.explanation()
-            );
+            )?;
             for line in diagnosis.shown_by.iter().take(report::MAX_EVIDENCE) {
-                println!("  evidence: {line}");
+                writeln!(out, "  evidence: {line}")?;
             }
-            println!("  fix: {}", diagnosis.cause.fix());
+            writeln!(out, "  fix: {}", diagnosis.cause.fix())?;
+            emit(&out)?;
             // Diagnosing is the job; which cause it found is not a failure of the command.
             Ok(true)
         }
     }
 }
 
-/// A scenario argument: an existing file, or a name in the scenarios directory.
+/// A scenario argument: a file path (it has a `/` or ends in `.toml`), or a plain name of a file in
+/// the scenarios directory — a name never leads out of it.
 fn resolve(arg: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = Path::new(arg);
-    if path.is_file() {
-        return Ok(path.to_owned());
+    if arg.contains('/') || arg.ends_with(".toml") {
+        let path = Path::new(arg);
+        if path.is_file() {
+            return Ok(path.to_owned());
+        }
+        bail!("no scenario file `{arg}`: it does not exist or is not a file");
     }
     let named = dir.join(format!("{arg}.toml"));
-    if named.is_file() {
+    if !arg.starts_with('.') && named.is_file() {
         return Ok(named);
     }
     let known: Vec<String> = scenario::discover(dir)

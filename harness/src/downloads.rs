@@ -23,12 +23,14 @@ pub enum EtcdSource {
 }
 
 impl EtcdSource {
-    /// Interprets a user's `--etcd` argument: a `.tar.gz` file or a directory.
+    /// Interprets a user's `--etcd` argument: a `.tar.gz` file or a directory. A relative path is
+    /// made absolute, since the jumpbox links to the binaries from elsewhere.
     pub fn from_arg(arg: &Path) -> Result<Self, DownloadsError> {
-        if arg.is_dir() {
-            Ok(Self::Directory(arg.to_owned()))
-        } else if arg.is_file() && arg.to_string_lossy().ends_with(".tar.gz") {
-            Ok(Self::Tarball(arg.to_owned()))
+        let absolute = std::fs::canonicalize(arg).unwrap_or_else(|_| arg.to_owned());
+        if absolute.is_dir() {
+            Ok(Self::Directory(absolute))
+        } else if absolute.is_file() && arg.to_string_lossy().ends_with(".tar.gz") {
+            Ok(Self::Tarball(absolute))
         } else {
             Err(DownloadsError::BadSource {
                 path: arg.to_owned(),
@@ -141,9 +143,8 @@ async fn from_debian() -> Result<Downloads, DownloadsError> {
             origin,
         });
     }
-    let work = dir.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&work);
-    create_dir(&work)?;
+    let partial = Partial::create(&dir)?;
+    let work = partial.path().to_owned();
     run(
         "download Debian's etcd packages",
         &work,
@@ -183,8 +184,7 @@ async fn from_debian() -> Result<Downloads, DownloadsError> {
     }
     let origin = format!("Debian {}", origin.join(", "));
     write(&work.join("ORIGIN"), &origin)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    rename(&work, &dir)?;
+    partial.commit()?;
     Ok(Downloads {
         etcd: dir.join("etcd"),
         etcdctl: dir.join("etcdctl"),
@@ -207,9 +207,8 @@ async fn from_tarball(tarball: &Path) -> Result<Downloads, DownloadsError> {
     let dir = cache::dir()?.join(&key);
     let _lock = cache::lock(&format!("{key}.lock")).await?;
     if !dir.join("etcdctl").is_file() {
-        let work = dir.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&work);
-        create_dir(&work)?;
+        let partial = Partial::create(&dir)?;
+        let work = partial.path().to_owned();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
         let entries = archive.entries().map_err(|source| DownloadsError::Io {
             action: "read",
@@ -244,14 +243,57 @@ async fn from_tarball(tarball: &Path) -> Result<Downloads, DownloadsError> {
                 });
             }
         }
-        let _ = std::fs::remove_dir_all(&dir);
-        rename(&work, &dir)?;
+        partial.commit()?;
     }
     Ok(Downloads {
         etcd: dir.join("etcd"),
         etcdctl: dir.join("etcdctl"),
         origin: format!("upstream {}", tarball.display()),
     })
+}
+
+/// A cache directory being filled beside its final place (`<name>.partial`): removed when dropped
+/// unless committed, so a failure or an interruption leaves nothing half-made in the cache.
+struct Partial {
+    work: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl Partial {
+    fn create(target: &Path) -> Result<Self, DownloadsError> {
+        let mut name = target.file_name().unwrap_or_default().to_owned();
+        name.push(".partial");
+        let work = target.with_file_name(name);
+        // A leftover of a process killed outright: this process holds the cache lock now.
+        let _ = std::fs::remove_dir_all(&work);
+        create_dir(&work)?;
+        Ok(Self {
+            work,
+            target: target.to_owned(),
+            committed: false,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        &self.work
+    }
+
+    /// Moves the finished directory into its place.
+    fn commit(mut self) -> Result<(), DownloadsError> {
+        let _ = std::fs::remove_dir_all(&self.target);
+        rename(&self.work, &self.target)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.work);
+        }
+    }
 }
 
 fn find_deb(dir: &Path, package: &'static str) -> Result<PathBuf, DownloadsError> {
@@ -287,6 +329,8 @@ async fn run(
         .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
+        // An interrupted run must not leave a download running behind it.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| DownloadsError::Command {

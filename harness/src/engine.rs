@@ -6,7 +6,6 @@
 //! etcd. Every call has a timeout; every container and network this crate makes carries [`Labels`].
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
@@ -18,12 +17,19 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWrite;
 
-/// Label present on everything etcd-harness creates.
+use crate::owner::{Owner, Verdict};
+
+/// Label present on everything etcd-harness creates (and on nothing else: not on the node image,
+/// whose labels every container made from it would inherit).
 pub const LABEL: &str = "etcd-harness";
-/// Label naming the run (one process) that created a resource.
+/// Label naming the run (one [`Labels`] value) that created a resource.
 pub const LABEL_RUN: &str = "etcd-harness.run";
-/// Label holding the creating process's id, so a sweep can tell a live run from a killed one.
+/// Label holding the creating process's id, for people and `docker ps --filter`.
 pub const LABEL_PID: &str = "etcd-harness.pid";
+/// Label holding the creating process as an [`Owner`]: what the sweep judges by.
+pub const LABEL_OWNER: &str = "etcd-harness.owner";
+/// Label naming the creating host, for people (the sweep judges by [`LABEL_OWNER`]).
+pub const LABEL_HOST: &str = "etcd-harness.host";
 /// Label set on a node kept with `run --keep`: the sweep leaves it alone.
 pub const LABEL_KEEP: &str = "etcd-harness.keep";
 
@@ -96,17 +102,24 @@ pub(crate) async fn within<T>(
 #[derive(Debug, Clone)]
 pub struct Labels {
     run: String,
+    owner: Owner,
 }
 
 impl Labels {
     /// Labels for a fresh run of this process.
     pub fn for_this_process() -> Self {
+        Self::owned_by(Owner::this_process().clone())
+    }
+
+    /// Labels for a fresh run of `owner` (tests simulate other hosts and dead runs with it).
+    pub fn owned_by(owner: Owner) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         Self {
-            run: format!("{}-{nanos:08x}", std::process::id()),
+            run: format!("{}-{nanos:08x}", owner.pid),
+            owner,
         }
     }
 
@@ -120,9 +133,27 @@ impl Labels {
         vec![
             (LABEL.into(), "true".into()),
             (LABEL_RUN.into(), self.run.clone()),
-            (LABEL_PID.into(), std::process::id().to_string()),
+            (LABEL_PID.into(), self.owner.pid.to_string()),
+            (LABEL_OWNER.into(), self.owner.encode()),
+            (LABEL_HOST.into(), hostname()),
         ]
     }
+}
+
+/// This host's name, for people reading labels.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Containers and networks removed: their owner was provably dead.
+    pub removed: usize,
+    /// Leftovers of other hosts or pid namespaces, left alone: their owners cannot be judged here.
+    pub foreign: usize,
 }
 
 /// The output of a finished exec.
@@ -367,15 +398,23 @@ impl Engine {
         .await
     }
 
+    /// The labels of `container` (an id or name).
+    pub async fn labels_of(&self, container: &str) -> Result<HashMap<String, String>, EngineError> {
+        let action = || format!("inspect container `{container}`");
+        within(REQUEST_TIMEOUT, action, async {
+            let inspected = self
+                .docker
+                .inspect_container(container, None)
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok(inspected.config.and_then(|c| c.labels).unwrap_or_default())
+        })
+        .await
+    }
+
     /// Ids of the containers that carry `labels`' run label: after a run has cleaned up, none.
     pub async fn containers_of(&self, labels: &Labels) -> Result<Vec<String>, EngineError> {
         self.containers_labelled(LABEL_RUN, labels.run_id()).await
-    }
-
-    /// Ids of the containers this process created that still exist.
-    pub async fn containers_of_this_process(&self) -> Result<Vec<String>, EngineError> {
-        self.containers_labelled(LABEL_PID, &std::process::id().to_string())
-            .await
     }
 
     async fn containers_labelled(
@@ -400,9 +439,57 @@ impl Engine {
         .await
     }
 
-    /// Removes containers and networks left by etcd-harness runs whose process no longer exists on
-    /// this machine (a killed run), except nodes kept on purpose. Returns how many were removed.
-    pub async fn sweep_stale(&self) -> Result<usize, EngineError> {
+    /// Removes, at once (no graceful stop), every container and network of this process that was
+    /// not kept: what an interrupted run does before it exits. Repeats until the engine shows none
+    /// twice in a row, so a container whose create request was in flight is caught too.
+    pub async fn remove_this_process(&self) -> Result<usize, EngineError> {
+        let me = Owner::this_process();
+        let mut removed = 0;
+        let mut quiet = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while quiet < 2 && Instant::now() < deadline {
+            let n = self
+                .remove_where(|labels| {
+                    owner_of(labels).as_ref() == Some(me) && !labels.contains_key(LABEL_KEEP)
+                })
+                .await?;
+            quiet = if n == 0 { quiet + 1 } else { 0 };
+            removed += n;
+            if quiet < 2 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes containers and networks of etcd-harness runs that `judge` can prove dead (same pid
+    /// namespace; the pid gone or reused), except nodes kept on purpose. Leftovers of other hosts or
+    /// namespaces are counted and left alone.
+    pub async fn sweep_stale(&self, judge: &Owner) -> Result<Swept, EngineError> {
+        let mut foreign = 0;
+        let removed = self
+            .remove_where(|labels| {
+                let Some(owner) = owner_of(labels) else {
+                    return false;
+                };
+                match owner.verdict(judge) {
+                    Verdict::Dead => !labels.contains_key(LABEL_KEEP),
+                    Verdict::Foreign => {
+                        foreign += 1;
+                        false
+                    }
+                    Verdict::Alive => false,
+                }
+            })
+            .await?;
+        Ok(Swept { removed, foreign })
+    }
+
+    /// Force-removes every labelled container, then network, whose labels `doomed` accepts.
+    async fn remove_where(
+        &self,
+        mut doomed: impl FnMut(&HashMap<String, String>) -> bool,
+    ) -> Result<usize, EngineError> {
         let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
         let action = || "list etcd-harness containers".to_owned();
         let containers = within(REQUEST_TIMEOUT, action, async {
@@ -418,14 +505,16 @@ impl Engine {
         .await?;
         let mut removed = 0;
         for c in containers {
-            let labels = c.labels.unwrap_or_default();
-            if labels.contains_key(LABEL_KEEP) || !owner_is_gone(&labels) {
+            let (Some(id), Some(labels)) = (c.id, c.labels) else {
+                continue;
+            };
+            if !doomed(&labels) {
                 continue;
             }
-            let Some(id) = c.id else { continue };
-            let action = || format!("remove stale container {}", short(&id));
-            within(REQUEST_TIMEOUT, action, async {
-                self.docker
+            let action = || format!("remove container {}", short(&id));
+            let gone = within(REQUEST_TIMEOUT, action, async {
+                match self
+                    .docker
                     .remove_container(
                         &id,
                         Some(RemoveContainerOptions {
@@ -435,10 +524,15 @@ impl Engine {
                         }),
                     )
                     .await
-                    .map_err(EngineError::request(action()))
+                {
+                    Ok(()) => Ok(true),
+                    // Another remover (a drop, a concurrent sweep) was first.
+                    Err(e) if is_not_found(&e) => Ok(false),
+                    Err(e) => Err(EngineError::request(action())(e)),
+                }
             })
             .await?;
-            removed += 1;
+            removed += usize::from(gone);
         }
         let action = || "list etcd-harness networks".to_owned();
         let networks = within(REQUEST_TIMEOUT, action, async {
@@ -451,30 +545,41 @@ impl Engine {
         })
         .await?;
         for n in networks {
-            if !owner_is_gone(&n.labels.unwrap_or_default()) {
+            let (Some(id), Some(labels)) = (n.id, n.labels) else {
+                continue;
+            };
+            if !doomed(&labels) {
                 continue;
             }
-            let Some(id) = n.id else { continue };
-            let action = || format!("remove stale network {}", short(&id));
-            within(REQUEST_TIMEOUT, action, async {
-                self.docker
-                    .remove_network(&id)
-                    .await
-                    .map_err(EngineError::request(action()))
+            let action = || format!("remove network {}", short(&id));
+            let gone = within(REQUEST_TIMEOUT, action, async {
+                match self.docker.remove_network(&id).await {
+                    Ok(()) => Ok(true),
+                    Err(e) if is_not_found(&e) => Ok(false),
+                    Err(e) => Err(EngineError::request(action())(e)),
+                }
             })
             .await?;
-            removed += 1;
+            removed += usize::from(gone);
         }
         Ok(removed)
     }
 }
 
-/// True when the labels name a creating process that no longer runs here.
-fn owner_is_gone(labels: &HashMap<String, String>) -> bool {
-    match labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) {
-        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
-        None => false,
-    }
+/// The owner a resource's labels name, if they name one.
+fn owner_of(labels: &HashMap<String, String>) -> Option<Owner> {
+    labels.get(LABEL_OWNER).and_then(|v| Owner::decode(v))
+}
+
+/// True when the engine answered 404 (or 409 for a removal already in progress).
+fn is_not_found(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }
+    )
 }
 
 /// The first 12 characters of a container id, as `docker ps` shows it.
@@ -487,14 +592,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_resource_of_a_dead_process_is_stale_and_of_this_one_is_not() {
-        let dead = HashMap::from([(LABEL_PID.to_owned(), u32::MAX.to_string())]);
-        let live = HashMap::from([(LABEL_PID.to_owned(), std::process::id().to_string())]);
-        assert!(owner_is_gone(&dead));
-        assert!(!owner_is_gone(&live));
-        assert!(
-            !owner_is_gone(&HashMap::new()),
-            "unlabelled: never ours to judge"
-        );
+    fn a_run_is_labelled_with_its_owner_and_an_unlabelled_resource_has_none() {
+        let labels: HashMap<String, String> =
+            Labels::for_this_process().pairs().into_iter().collect();
+        assert_eq!(owner_of(&labels).as_ref(), Some(Owner::this_process()));
+        assert_eq!(labels.get(LABEL_PID), Some(&std::process::id().to_string()));
+        assert_eq!(owner_of(&HashMap::new()), None, "never ours to judge");
     }
 }

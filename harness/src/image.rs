@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, CacheError};
-use crate::engine::{within, Engine, EngineError, LABEL};
+use crate::engine::{within, Engine, EngineError};
 
 /// The node image's Dockerfile, compiled in so the binary builds the image it was tested with.
 const DOCKERFILE: &str = include_str!("../../docker/node/Dockerfile");
@@ -108,9 +108,17 @@ impl NodeImage {
     }
 }
 
+/// The label the node image carries (and containers made from it inherit).
+pub const IMAGE_LABEL: &str = "etcd-harness.image";
+
 /// The tag the node image has for the current inputs.
 pub fn node_tag() -> String {
-    hash12(&[DOCKERFILE.as_bytes(), SUITE.as_bytes()])
+    tag_of(DOCKERFILE, SUITE, IMAGE_LABEL)
+}
+
+/// The tag for these build inputs: the Dockerfile, the suite and the image's label.
+fn tag_of(dockerfile: &str, suite: &str, label: &str) -> String {
+    hash12(&[dockerfile.as_bytes(), suite.as_bytes(), label.as_bytes()])
 }
 
 /// Returns the node image, building it (and its base) if it is missing. `progress` receives the
@@ -229,6 +237,8 @@ async fn mmdebstrap(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ImageErro
     let out = tokio::process::Command::new("mmdebstrap")
         .args(&args)
         .stdin(Stdio::null())
+        // An interrupted run must not leave mmdebstrap running behind it.
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|source| ImageError::Io {
@@ -308,7 +318,9 @@ async fn build(
             rm: true,
             forcerm: true,
             buildargs: Some(HashMap::from([("BASE".to_owned(), base.to_owned())])),
-            labels: Some(HashMap::from([(LABEL.to_owned(), "true".to_owned())])),
+            // Not the `etcd-harness` label itself: containers inherit their image's labels, and every
+            // container made from this image would look like one of a run's.
+            labels: Some(HashMap::from([(IMAGE_LABEL.to_owned(), "node".to_owned())])),
             ..Default::default()
         },
         None,
@@ -366,10 +378,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tag_changes_with_the_inputs_and_only_with_them() {
-        assert_eq!(node_tag(), node_tag());
+    fn the_tag_changes_with_each_input() {
+        let tag = tag_of(DOCKERFILE, SUITE, IMAGE_LABEL);
+        assert_eq!(node_tag(), tag);
+        assert_eq!(tag.len(), 12);
+        assert_ne!(tag_of(&format!("{DOCKERFILE}\n"), SUITE, IMAGE_LABEL), tag);
+        assert_ne!(tag_of(DOCKERFILE, "trixie", IMAGE_LABEL), tag);
+        assert_ne!(tag_of(DOCKERFILE, SUITE, "etcd-harness"), tag);
         assert_ne!(hash12(&[b"ab", b"c"]), hash12(&[b"a", b"bc"]));
-        assert_eq!(node_tag().len(), 12);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use testcontainers::core::{AccessMode, CgroupnsMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::engine::{short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP};
+use crate::engine::{short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP, LABEL_OWNER};
 use crate::image::NodeImage;
 use crate::wait::{poll_until, Probe, Timeout};
 
@@ -49,6 +49,27 @@ pub enum NodeError {
         /// What the wait saw last.
         timeout: Timeout,
     },
+    /// The container was not made by an etcd-harness run.
+    #[error(
+        "container `{node}` was not created by an etcd-harness run (it has no `{LABEL_OWNER}` \
+         label)\n  remedy: diagnose a node kept with `etcd-harness run --keep`"
+    )]
+    NotOurs {
+        /// The container as the user named it.
+        node: String,
+    },
+    /// systemd is not PID 1 in the container, so there is no systemd or journal to ask.
+    #[error(
+        "systemd is not PID 1 in `{node}` (PID 1 is `{pid1}`): the diagnosis reads systemd's and \
+         the journal's view of etcd.service\n  remedy: diagnose a node kept with \
+         `etcd-harness run --keep`"
+    )]
+    NoSystemd {
+        /// The container as the user named it.
+        node: String,
+        /// What PID 1 is.
+        pid1: String,
+    },
     /// systemd came up `degraded`: some unit failed.
     #[error("node {node} booted degraded; failed units:\n{failed}")]
     Degraded {
@@ -82,6 +103,27 @@ impl NodeHandle {
         Self {
             engine: engine.clone(),
             id: id.to_owned(),
+        }
+    }
+
+    /// A handle on an existing node by id or name — refused unless an etcd-harness run created it
+    /// and systemd is its PID 1.
+    pub async fn adopt(engine: &Engine, node: &str) -> Result<Self, NodeError> {
+        if !engine.labels_of(node).await?.contains_key(LABEL_OWNER) {
+            return Err(NodeError::NotOurs {
+                node: node.to_owned(),
+            });
+        }
+        let handle = Self::new(engine, node);
+        let pid1 = handle
+            .exec(&["cat", "/proc/1/comm"], Duration::from_secs(10))
+            .await?;
+        match pid1.stdout.trim() {
+            "systemd" => Ok(handle),
+            other => Err(NodeError::NoSystemd {
+                node: node.to_owned(),
+                pid1: other.to_owned(),
+            }),
         }
     }
 

@@ -5,7 +5,7 @@
 //! The CA's private key stays in memory and never reaches the node. This module does not decide
 //! which files are copied where; the bootstrap's steps do.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -243,13 +243,21 @@ fn write(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
         path: path.to_owned(),
         source,
     };
-    std::fs::write(path, content).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)
+    // Created with its final mode, so a private key is never readable by others, not even for the
+    // moment between a write and a chmod.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(err)?;
+    std::io::Write::write_all(&mut file, content.as_bytes()).map_err(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use x509_parser::pem::parse_x509_pem;
 
     fn parse(pem: &str) -> x509_parser::pem::Pem {

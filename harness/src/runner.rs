@@ -7,6 +7,7 @@
 //! output and a diagnosis.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checks::{self, CheckResult, ClientTls};
@@ -17,7 +18,9 @@ use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
 use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
+use crate::owner::Owner;
 use crate::pki::{ClientCert, Pki, PkiError};
+use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{ExpectStep, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
@@ -54,6 +57,9 @@ pub enum RunError {
     /// The port-forward could not listen.
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    /// The run directory could not be made.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
     /// The jumpbox directory could not be prepared.
     #[error("failed to prepare the jumpbox directory {path}: {source}")]
     Jumpbox {
@@ -95,8 +101,9 @@ impl Phase {
     }
 }
 
-/// What it takes to run scenarios: an engine connection, the run's labels and the node image.
-/// Prepared once, shared by every scenario of a process.
+/// What it takes to run scenarios: an engine connection, the run's labels, the node image and the
+/// run's private directory on the host. Prepared once, shared by every scenario of a process; the
+/// directory goes when the last clone does.
 #[derive(Clone)]
 pub struct Harness {
     /// The engine.
@@ -105,16 +112,29 @@ pub struct Harness {
     pub labels: Labels,
     /// The node image.
     pub image: NodeImage,
+    /// Where the scenarios' jumpboxes (and their private keys) live.
+    pub run_dir: Arc<RunDir>,
 }
 
 impl Harness {
-    /// Connects to the engine, sweeps leftovers of killed runs, and makes sure the node image exists.
+    /// Connects to the engine, sweeps leftovers of killed runs (containers, networks and run
+    /// directories whose owner is provably dead), and makes sure the node image exists.
     pub async fn prepare(progress: &mut dyn FnMut(&str)) -> Result<Self, RunError> {
         let engine = Engine::connect().await?;
-        let swept = engine.sweep_stale().await?;
-        if swept > 0 {
+        let me = Owner::this_process();
+        let swept = engine.sweep_stale(me).await?;
+        let dirs = RunDir::sweep_stale(me);
+        if swept.removed + dirs > 0 {
             progress(&format!(
-                "removed {swept} leftover(s) of killed etcd-harness runs"
+                "removed leftovers of killed etcd-harness runs: {} container(s) or network(s), \
+                 {dirs} run directory(ies)",
+                swept.removed
+            ));
+        }
+        if swept.foreign > 0 {
+            progress(&format!(
+                "left {} etcd-harness container(s) or network(s) of other hosts alone",
+                swept.foreign
             ));
         }
         let image = image::ensure(&engine, progress).await?;
@@ -122,6 +142,7 @@ impl Harness {
             engine,
             labels: Labels::for_this_process(),
             image,
+            run_dir: Arc::new(RunDir::create()?),
         })
     }
 }
@@ -209,7 +230,7 @@ pub async fn run(
     let downloads = downloads::fetch(&options.etcd).await?;
     let pki = Pki::issue_with(scenario.pki.server)?;
     let client_tls = client_tls(scenario, &pki)?;
-    let jumpbox = jumpbox(&pki, &downloads, &scenario.unit_file)?;
+    let jumpbox = jumpbox(&harness.run_dir, &pki, &downloads, &scenario.unit_file)?;
     watch.lap(Phase::Prepare);
 
     let spec = NodeSpec {
@@ -243,6 +264,7 @@ pub async fn run(
     .await?;
 
     if options.keep {
+        harness.run_dir.keep()?;
         report.kept = Some(Kept {
             container: node.keep(),
             jumpbox: jumpbox.keep(),
@@ -724,17 +746,12 @@ async fn etcd_version(node: &NodeHandle) -> Result<Option<String>, EngineError> 
 /// Lays out the jumpbox as the tutorial has it: the earlier sections' certificates, `downloads/` and
 /// `units/etcd.service` (the scenario's unit file, whatever its name).
 fn jumpbox(
+    run_dir: &RunDir,
     pki: &Pki,
     downloads: &Downloads,
     unit_file: &Path,
 ) -> Result<tempfile::TempDir, RunError> {
-    let dir = tempfile::Builder::new()
-        .prefix("etcd-harness-jumpbox-")
-        .tempdir()
-        .map_err(|source| RunError::Jumpbox {
-            path: std::env::temp_dir(),
-            source,
-        })?;
+    let dir = run_dir.jumpbox()?;
     let root = dir.path();
     pki.write_to(root)?;
     let io = |path: &Path| {

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use crate::names::{by_name, Named};
 
 use crate::engine::EngineError;
 use crate::node::NodeHandle;
@@ -18,8 +18,7 @@ use crate::transcript::{Entry, Transcript};
 use crate::unit::{self, UnitState};
 
 /// A named cause of failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
     /// The unit file was never installed where systemd looks.
     UnitMissing,
@@ -57,28 +56,30 @@ pub enum Cause {
     Unknown,
 }
 
+by_name!(Cause {
+    "unit-missing" => UnitMissing,
+    "exec-failed" => ExecFailed,
+    "bad-flag" => BadFlag,
+    "port-in-use" => PortInUse,
+    "key-mismatch" => KeyMismatch,
+    "permission-denied" => PermissionDenied,
+    "cert-path" => CertPath,
+    "stale-unit" => StaleUnit,
+    "tls-no-client-cert" => TlsNoClientCert,
+    "tls-unknown-ca" => TlsUnknownCa,
+    "tls-plain-http" => TlsPlainHttp,
+    "san-mismatch" => SanMismatch,
+    "cert-expired" => CertExpired,
+    "tls-untrusted-server" => TlsUntrustedServer,
+    "plain-http-server" => PlainHttpServer,
+    "not-running" => NotRunning,
+    "unknown" => Unknown,
+});
+
 impl Cause {
     /// The cause's name, as scenario files spell it.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::UnitMissing => "unit-missing",
-            Self::ExecFailed => "exec-failed",
-            Self::BadFlag => "bad-flag",
-            Self::PortInUse => "port-in-use",
-            Self::KeyMismatch => "key-mismatch",
-            Self::PermissionDenied => "permission-denied",
-            Self::CertPath => "cert-path",
-            Self::StaleUnit => "stale-unit",
-            Self::TlsNoClientCert => "tls-no-client-cert",
-            Self::TlsUnknownCa => "tls-unknown-ca",
-            Self::TlsPlainHttp => "tls-plain-http",
-            Self::SanMismatch => "san-mismatch",
-            Self::CertExpired => "cert-expired",
-            Self::TlsUntrustedServer => "tls-untrusted-server",
-            Self::PlainHttpServer => "plain-http-server",
-            Self::NotRunning => "not-running",
-            Self::Unknown => "unknown",
-        }
+        <Self as Named>::name(self)
     }
 
     /// What happened, in one line.

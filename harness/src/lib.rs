@@ -17,6 +17,7 @@ pub mod engine;
 pub mod faults;
 pub mod forward;
 pub mod image;
+pub mod names;
 pub mod node;
 pub mod owner;
 pub mod pki;

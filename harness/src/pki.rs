@@ -14,6 +14,8 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+use crate::names::by_name;
+
 /// The names the kube-apiserver certificate must answer to: loopback (the seed's endpoints), the
 /// node's hostname, and the server's address in the tutorial's architecture diagram.
 pub const KUBE_APISERVER_SANS: [&str; 4] = ["127.0.0.1", "localhost", "server", "10.240.0.10"];
@@ -57,8 +59,7 @@ pub struct Pki {
 
 /// What the server's certificate files (`kube-apiserver.crt/key`) are: right, or wrong in one of the
 /// ways the tutorial's readers get them wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ServerCert {
     /// As the tutorial issues it.
     #[default]
@@ -72,8 +73,7 @@ pub enum ServerCert {
 }
 
 /// The identity a client presents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientCert {
     /// The kube-apiserver certificate, as the seed's /registry/ read uses it.
     #[default]
@@ -83,6 +83,19 @@ pub enum ClientCert {
     /// No client certificate at all.
     None,
 }
+
+by_name!(ServerCert {
+    "valid" => Valid,
+    "no-loopback-san" => NoLoopbackSan,
+    "expired" => Expired,
+    "key-mismatch" => KeyMismatch,
+});
+
+by_name!(ClientCert {
+    "kube-apiserver" => KubeApiserver,
+    "other-ca" => OtherCa,
+    "none" => None,
+});
 
 impl Pki {
     /// Issues a fresh CA and a kube-apiserver certificate signed by it (serverAuth + clientAuth,

@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use crate::diagnose::Cause;
 use crate::faults::{Action, At, Fault};
+use crate::names::by_name;
 use crate::pki::{ClientCert, ServerCert};
 use crate::steps::{Bootstrap, StepsError};
 
@@ -54,8 +55,7 @@ pub enum ScenarioError {
 }
 
 /// Whether something is expected to succeed or to fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Expect {
     /// It must succeed.
     #[default]
@@ -63,6 +63,8 @@ pub enum Expect {
     /// It must fail (and an expectation's details say how).
     Fail,
 }
+
+by_name!(Expect { "pass" => Pass, "fail" => Fail });
 
 /// What `member list` must show for the single member.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -384,7 +386,7 @@ impl Scenario {
         let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             file: file.to_owned(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-            message: e.message().trim().to_owned(),
+            message: explain(text, &e),
         })?;
         let invalid =
             |span: std::ops::Range<usize>, field, problem: String| ScenarioError::Invalid {
@@ -574,6 +576,50 @@ impl Scenario {
 }
 
 /// The 1-based line holding byte `offset` of `text`.
+/// A TOML error's message with the field it is about (`field `checks.health`: …`) when the error
+/// points at a value, and the values a boolean takes.
+pub(crate) fn explain(text: &str, error: &toml::de::Error) -> String {
+    let mut message = error.message().trim().to_owned();
+    if message.ends_with("expected a boolean") {
+        message.push_str(" (`true` or `false`)");
+    }
+    match error.span().and_then(|span| field_at(text, span.start)) {
+        Some(field) if !message.contains(&format!("`{field}`")) => {
+            format!("field `{field}`: {message}")
+        }
+        _ => message,
+    }
+}
+
+/// The dotted name of the key whose value starts at `offset`: the key on that line, under the
+/// nearest table header above it. `None` when `offset` is not in a `key = value` line.
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = line.lines().next().unwrap_or_default();
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|header| {
+            header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned()
+        });
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -665,6 +711,23 @@ cause = "tls-plain-http"
         let err = error_of(&GOOD.replace("expect = \"fail\"", "expect = \"maybe\""));
         assert!(err.contains("case.toml:13:"), "{err}");
         assert!(err.contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_the_field_and_the_accepted_values() {
+        let err = error_of(&format!("{GOOD}[checks]\nhealth = true\n"));
+        assert!(err.contains("field `checks.health`"), "{err}");
+        assert!(err.contains("`pass` or `fail`"), "{err}");
+        let err = error_of(&format!("keys_survive = \"yes\"\n{GOOD}"));
+        assert!(err.contains(":1: field `keys_survive`"), "{err}");
+        assert!(err.contains("(`true` or `false`)"), "{err}");
+        let err = error_of(&format!("{GOOD}[pki]\nserver = 3\n"));
+        assert!(err.contains("field `pki.server`"), "{err}");
+        assert!(err.contains("`no-loopback-san`"), "{err}");
+        let err = error_of(&format!(
+            "{GOOD}[[fault]]\nafter = \"ready\"\nhold_port = \"2379\"\n"
+        ));
+        assert!(err.contains("field `fault.hold_port`"), "{err}");
     }
 
     #[test]

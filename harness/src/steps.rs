@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::engine::{EngineError, UploadFile};
+use crate::names::by_name;
 use crate::node::NodeHandle;
 use crate::scenario::line_of;
 use crate::transcript::{Entry, Host};
@@ -117,12 +118,13 @@ struct RawStep {
     run: String,
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, PartialEq)]
 enum On {
     Jumpbox,
     Server,
 }
+
+by_name!(On { "jumpbox" => Jumpbox, "server" => Server });
 
 impl Bootstrap {
     /// Reads and parses the steps file at `file`.

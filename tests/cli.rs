@@ -179,3 +179,155 @@ async fn an_upstream_release_tarball_is_tested_instead_of_debians_etcd() {
         });
     assert!(extracted, "the archive was not extracted into the cache");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `etcd-harness list | head -1`: the reader goes away before the list is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .arg("list")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the etcd-harness binary runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_scenario_name_never_leads_out_of_the_scenarios_directory() {
+    // With `scenarios/steps` as the directory, `../tutorial-tls` once loaded scenarios/tutorial-tls.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["run", "../tutorial-tls", "--scenarios"])
+        .arg(scenarios_dir().join("steps"))
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no scenario file `../tutorial-tls`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_broken_etcd_tarball_is_refused_before_anything_starts_and_leaves_nothing_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let tarball = dir.path().join("etcd-v3.6.0-linux-amd64.tar.gz");
+    std::fs::write(&tarball, b"not a gzip archive").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // No engine at all: the tarball must be the first thing judged.
+    let out = harness(
+        &["run", "tutorial-tls", "--etcd", tarball.to_str().unwrap()],
+        &[
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ("ETCD_HARNESS_CACHE", cache.path().to_str().unwrap()),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("etcd-v3.6.0-linux-amd64.tar.gz"), "{err}");
+    assert!(!err.contains("Docker engine"), "{err}");
+    let partial: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect();
+    assert!(partial.is_empty(), "left in the cache: {partial:?}");
+}
+
+/// A container made by hand for a test; removed when dropped, also if the test panics.
+struct Container(String);
+
+impl Container {
+    fn run(labels: &[String]) -> Self {
+        let image = format!(
+            "{}:{}",
+            etcd_harness::image::NODE_REPO,
+            etcd_harness::image::node_tag()
+        );
+        let mut args = vec!["run".to_owned(), "-d".to_owned()];
+        for label in labels {
+            args.extend(["--label".to_owned(), label.clone()]);
+        }
+        args.extend([image, "sleep".into(), "600".into()]);
+        let out = Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("docker CLI");
+        assert!(out.status.success(), "{}", stderr(&out));
+        Self(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_refuses_a_container_no_run_created_and_one_without_systemd() {
+    let engine = etcd_harness::engine::Engine::connect()
+        .await
+        .expect("a Docker engine");
+    etcd_harness::image::ensure(&engine, &mut |_| {})
+        .await
+        .unwrap();
+    let strangers = Container::run(&[]);
+    let out = harness(&["diagnose", &strangers.0], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("was not created by an etcd-harness run"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Labelled as another host's run, so no sweep of this host ever judges it.
+    let owner = etcd_harness::owner::Owner {
+        namespace: "another-host:pid:[4026531836]".into(),
+        pid: 1,
+        start: 1,
+    };
+    let labels: Vec<String> = etcd_harness::engine::Labels::owned_by(owner)
+        .pairs()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let without_systemd = Container::run(&labels);
+    let out = harness(&["diagnose", &without_systemd.0], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("systemd is not PID 1") && stderr(&out).contains("`sleep`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_etcd_directory_works() {
+    let debian = etcd_harness::downloads::fetch(&etcd_harness::downloads::EtcdSource::Debian)
+        .await
+        .expect("Debian's etcd packages (apt-get update)");
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path().join("my/etcd");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&debian.etcd, dir.join("etcd")).unwrap();
+    std::fs::copy(&debian.etcdctl, dir.join("etcdctl")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["run", "tutorial-as-written", "--etcd", "my/etcd"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
+    assert!(
+        stdout.contains("(directory /"),
+        "an absolute origin: {stdout}"
+    );
+}

@@ -141,7 +141,7 @@ impl Bootstrap {
         let raw: RawBootstrap = toml::from_str(&text).map_err(|e| {
             parse_error(
                 e.span().map(|s| s.start).unwrap_or(0),
-                e.message().trim().to_owned(),
+                crate::scenario::explain(&text, &e),
             )
         })?;
         let mut steps = Vec::new();

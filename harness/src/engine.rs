@@ -485,6 +485,44 @@ impl Engine {
         Ok(Swept { removed, foreign })
     }
 
+    /// Counts the labelled containers and networks whose labels `matches` accepts.
+    pub async fn count_labelled(
+        &self,
+        mut matches: impl FnMut(&HashMap<String, String>) -> bool,
+    ) -> Result<(usize, usize), EngineError> {
+        let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
+        let action = || "list etcd-harness containers and networks".to_owned();
+        within(REQUEST_TIMEOUT, action, async {
+            let containers = self
+                .docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(filters.clone()),
+                    ..Default::default()
+                }))
+                .await
+                .map_err(EngineError::request(action()))?;
+            let networks = self
+                .docker
+                .list_networks(Some(ListNetworksOptions {
+                    filters: Some(filters.clone()),
+                }))
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok((
+                containers
+                    .iter()
+                    .filter(|c| c.labels.as_ref().is_some_and(&mut matches))
+                    .count(),
+                networks
+                    .iter()
+                    .filter(|n| n.labels.as_ref().is_some_and(&mut matches))
+                    .count(),
+            ))
+        })
+        .await
+    }
+
     /// Force-removes every labelled container, then network, whose labels `doomed` accepts.
     async fn remove_where(
         &self,

@@ -25,6 +25,7 @@ pub mod report;
 pub mod rundir;
 pub mod runner;
 pub mod scenario;
+pub mod soak;
 pub mod steps;
 pub mod transcript;
 pub mod unit;

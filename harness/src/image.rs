@@ -194,11 +194,18 @@ async fn base(
     if which("mmdebstrap").is_none() {
         return Err(ImageError::NoBase { pull_error });
     }
-    let rootfs = mmdebstrap(progress).await?;
-    let imported = import(engine, &rootfs, &base_tag).await;
-    // The tarball is only a vehicle for the import; the imported image is the cache.
-    let _ = std::fs::remove_file(&rootfs);
-    imported?;
+    // The tarball is only a vehicle for the import (the imported image is the cache): it lives in a
+    // directory removed when this function ends, however it ends.
+    let work = tempfile::Builder::new()
+        .prefix("rootfs-")
+        .tempdir_in(cache::dir()?)
+        .map_err(|source| ImageError::Io {
+            action: "create a directory for the rootfs in the cache".into(),
+            source,
+        })?;
+    let rootfs = work.path().join("rootfs.tar");
+    mmdebstrap(&rootfs, progress).await?;
+    import(engine, &rootfs, &base_tag).await?;
     Ok((base_tag, Provenance::BuiltFromMmdebstrap))
 }
 
@@ -223,9 +230,7 @@ async fn pull(engine: &Engine, reference: &str) -> Result<(), String> {
     pulled.unwrap_or_else(|_| Err("no answer within 120 s".into()))
 }
 
-async fn mmdebstrap(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ImageError> {
-    let dir = cache::dir()?;
-    let target = dir.join(format!("rootfs-{}.tar", std::process::id()));
+async fn mmdebstrap(target: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), ImageError> {
     let args = [
         "--variant=minbase".to_owned(),
         format!("--include={MMDEBSTRAP_PACKAGES}"),
@@ -246,7 +251,6 @@ async fn mmdebstrap(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ImageErro
             source,
         })?;
     if !out.status.success() {
-        let _ = std::fs::remove_file(&target);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
         return Err(ImageError::Mmdebstrap {
@@ -255,7 +259,7 @@ async fn mmdebstrap(progress: &mut dyn FnMut(&str)) -> Result<PathBuf, ImageErro
             stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         });
     }
-    Ok(target)
+    Ok(())
 }
 
 async fn import(engine: &Engine, rootfs: &Path, tag: &str) -> Result<(), ImageError> {

@@ -6,18 +6,22 @@
 //! etcd. Every call has a timeout; every container and network this crate makes carries [`Labels`].
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, UploadToContainerOptions,
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
+    RemoveContainerOptions, StartContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWrite;
 
 use crate::owner::{Owner, Verdict};
+use crate::wait::{poll_until, Probe};
 
 /// Label present on everything etcd-harness creates (and on nothing else: not on the node image,
 /// whose labels every container made from it would inherit).
@@ -32,6 +36,9 @@ pub const LABEL_OWNER: &str = "etcd-harness.owner";
 pub const LABEL_HOST: &str = "etcd-harness.host";
 /// Label set on a node kept with `run --keep`: the sweep leaves it alone.
 pub const LABEL_KEEP: &str = "etcd-harness.keep";
+
+/// Container creations in flight in this process (see [`create_detached`]).
+static CREATING: AtomicUsize = AtomicUsize::new(0);
 
 /// How long a single engine request may take before it is reported as hung.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,6 +88,32 @@ impl EngineError {
     fn request(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Self {
         let action = action.into();
         move |source| Self::Request { action, source }
+    }
+}
+
+/// Runs `creation` — a future that creates a container — to its end in a task of its own, even if
+/// the caller is dropped half-way (an interrupted run): otherwise the engine could create the
+/// container a moment after the run stopped looking for what to remove. An interrupted run waits for
+/// these before it asks the engine what is left ([`Engine::remove_this_process`]).
+pub(crate) async fn create_detached<T: Send + 'static>(
+    creation: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    struct InFlight;
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            CREATING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    CREATING.fetch_add(1, Ordering::SeqCst);
+    let in_flight = InFlight;
+    let task = tokio::spawn(async move {
+        let _in_flight = in_flight;
+        creation.await
+    });
+    match task.await {
+        Ok(value) => value,
+        // The task cannot be cancelled (nothing aborts it); a panic inside is the caller's panic.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
@@ -379,6 +412,115 @@ impl Engine {
         .await
     }
 
+    /// Runs a one-shot container of `image` with `argv` as its entrypoint and `host` settings, carrying
+    /// `labels`, to its end; returns its exit code and output, and removes it.
+    pub async fn run_once(
+        &self,
+        image: &str,
+        argv: &[&str],
+        host: HostConfig,
+        labels: HashMap<String, String>,
+        timeout: Duration,
+    ) -> Result<ExecOutput, EngineError> {
+        let action = || {
+            format!(
+                "run {:?} in a one-shot container of {image}",
+                argv.join(" ")
+            )
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            entrypoint: Some(argv.iter().map(|a| a.to_string()).collect()),
+            cmd: Some(Vec::new()),
+            labels: Some(labels),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let docker = self.docker.clone();
+        let created = create_detached(async move {
+            docker
+                .create_container(None::<CreateContainerOptions>, body)
+                .await
+        });
+        let id = within(REQUEST_TIMEOUT, action, async {
+            created.await.map_err(EngineError::request(action()))
+        })
+        .await?
+        .id;
+        let ran = within(timeout, action, async {
+            let start = Instant::now();
+            self.docker
+                .start_container(&id, None::<StartContainerOptions>)
+                .await
+                .map_err(EngineError::request(action()))?;
+            let mut waited = self
+                .docker
+                .wait_container(&id, None::<WaitContainerOptions>);
+            let mut exit_code = -1;
+            while let Some(status) = waited.next().await {
+                exit_code = match status {
+                    Ok(status) => status.status_code,
+                    // bollard reports a non-zero exit as an error carrying the code.
+                    Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => code,
+                    Err(e) => return Err(EngineError::request(action())(e)),
+                };
+            }
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            let mut logs = self.docker.logs(
+                &id,
+                Some(LogsOptions {
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                }),
+            );
+            while let Some(frame) = logs.next().await {
+                match frame.map_err(EngineError::request(action()))? {
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    other => stdout.extend_from_slice(&other.into_bytes()),
+                }
+            }
+            Ok(ExecOutput {
+                exit_code,
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                duration: start.elapsed(),
+            })
+        })
+        .await;
+        let removed = self
+            .docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(EngineError::request(format!(
+                "remove one-shot container {}",
+                short(&id)
+            )));
+        let out = ran?;
+        removed?;
+        Ok(out)
+    }
+
+    /// The image `container` was made from, as its reference.
+    pub async fn image_of(&self, container: &str) -> Result<String, EngineError> {
+        let action = || format!("inspect container `{container}`");
+        within(REQUEST_TIMEOUT, action, async {
+            let inspected = self
+                .docker
+                .inspect_container(container, None)
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok(inspected.config.and_then(|c| c.image).unwrap_or_default())
+        })
+        .await
+    }
+
     /// Restarts `container` (a reboot of the node: the engine sends the image's stop signal, waits at
     /// most `grace`, then starts it again).
     pub async fn restart(&self, container: &str, grace: Duration) -> Result<(), EngineError> {
@@ -439,27 +581,48 @@ impl Engine {
         .await
     }
 
-    /// Removes, at once (no graceful stop), every container and network of this process that was
-    /// not kept: what an interrupted run does before it exits. Repeats until the engine shows none
-    /// twice in a row, so a container whose create request was in flight is caught too.
-    pub async fn remove_this_process(&self) -> Result<usize, EngineError> {
+    /// Removes, at once (no graceful stop), every container and network of this process: what an
+    /// interrupted run does before it exits. Repeats until the engine lists none twice in a row, so
+    /// a container whose create request was in flight, or whose removal another caller started, is
+    /// waited for too.
+    pub async fn remove_this_process(&self) -> Result<(), EngineError> {
         let me = Owner::this_process();
-        let mut removed = 0;
-        let mut quiet = 0;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while quiet < 2 && Instant::now() < deadline {
-            let n = self
-                .remove_where(|labels| {
-                    owner_of(labels).as_ref() == Some(me) && !labels.contains_key(LABEL_KEEP)
+        let creations = poll_until(
+            "this process's container creations in flight to finish",
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || async {
+                Ok::<_, EngineError>(match CREATING.load(Ordering::SeqCst) {
+                    0 => Probe::Ready(()),
+                    n => Probe::Pending(format!("{n} in flight")),
                 })
-                .await?;
-            quiet = if n == 0 { quiet + 1 } else { 0 };
-            removed += n;
-            if quiet < 2 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        Ok(removed)
+            },
+        )
+        .await?;
+        // Past the deadline, remove what can be seen anyway.
+        drop(creations);
+        let quiet = std::cell::Cell::new(0);
+        let waited = poll_until(
+            "the engine to list no container or network of this process",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || async {
+                let listed = self
+                    .remove_where(|labels| owner_of(labels).as_ref() == Some(me))
+                    .await?;
+                quiet.set(if listed == 0 { quiet.get() + 1 } else { 0 });
+                Ok::<_, EngineError>(if quiet.get() >= 2 {
+                    Probe::Ready(())
+                } else {
+                    Probe::Pending(format!("{listed} listed"))
+                })
+            },
+        )
+        .await?;
+        waited.map_err(|timeout| EngineError::Timeout {
+            action: format!("remove this process's containers ({timeout})"),
+            after: Duration::from_secs(10),
+        })
     }
 
     /// Removes containers and networks of etcd-harness runs that `judge` can prove dead (same pid
@@ -523,7 +686,8 @@ impl Engine {
         .await
     }
 
-    /// Force-removes every labelled container, then network, whose labels `doomed` accepts.
+    /// Force-removes every labelled container, then network, whose labels `doomed` accepts; returns
+    /// how many it found (a removal another caller started counts, since it is still listed).
     async fn remove_where(
         &self,
         mut doomed: impl FnMut(&HashMap<String, String>) -> bool,
@@ -550,7 +714,7 @@ impl Engine {
                 continue;
             }
             let action = || format!("remove container {}", short(&id));
-            let gone = within(REQUEST_TIMEOUT, action, async {
+            within(REQUEST_TIMEOUT, action, async {
                 match self
                     .docker
                     .remove_container(
@@ -563,14 +727,13 @@ impl Engine {
                     )
                     .await
                 {
-                    Ok(()) => Ok(true),
-                    // Another remover (a drop, a concurrent sweep) was first.
-                    Err(e) if is_not_found(&e) => Ok(false),
-                    Err(e) => Err(EngineError::request(action())(e)),
+                    // Another remover (a drop, a concurrent sweep) may have been first.
+                    Err(e) if !is_not_found(&e) => Err(EngineError::request(action())(e)),
+                    _ => Ok(()),
                 }
             })
             .await?;
-            removed += usize::from(gone);
+            removed += 1;
         }
         let action = || "list etcd-harness networks".to_owned();
         let networks = within(REQUEST_TIMEOUT, action, async {
@@ -590,15 +753,14 @@ impl Engine {
                 continue;
             }
             let action = || format!("remove network {}", short(&id));
-            let gone = within(REQUEST_TIMEOUT, action, async {
+            within(REQUEST_TIMEOUT, action, async {
                 match self.docker.remove_network(&id).await {
-                    Ok(()) => Ok(true),
-                    Err(e) if is_not_found(&e) => Ok(false),
-                    Err(e) => Err(EngineError::request(action())(e)),
+                    Err(e) if !is_not_found(&e) => Err(EngineError::request(action())(e)),
+                    _ => Ok(()),
                 }
             })
             .await?;
-            removed += usize::from(gone);
+            removed += 1;
         }
         Ok(removed)
     }

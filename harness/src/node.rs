@@ -1,20 +1,53 @@
 //! The tutorial's "server": a node container running systemd as PID 1, owned by testcontainers so
-//! it is removed when dropped — also after a panic — and on Ctrl-C/SIGTERM (its watchdog).
+//! it is removed when dropped — also after a panic; on Ctrl-C/SIGTERM the CLI drops the run.
+//!
+//! A node runs a reader's steps and etcd binaries they bring, possibly downloaded, as root: it gets
+//! the least privilege systemd needs. No capability beyond Docker's defaults (three of those
+//! dropped), `no-new-privileges`, Docker's seccomp profile, and a private cgroup namespace, so the
+//! node sees only its own cgroups — never the host's tree, another container's cgroups, or a
+//! hierarchy's `release_agent`. systemd needs its cgroups writable, which Docker mounts read-only:
+//! a one-shot setup container holding CAP_SYS_ADMIN enters the node's mount and cgroup namespaces,
+//! mounts them writable, and ends; PID 1 waits for it, then becomes systemd ([`CGROUP_SETUP`]).
 //!
 //! Starting a node and waiting for systemd are here; what runs inside (the bootstrap, checks) is not.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use testcontainers::core::{AccessMode, CgroupnsMode, Mount};
+use bollard::models::HostConfig;
+use testcontainers::core::{CgroupnsMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::engine::{short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP, LABEL_OWNER};
+use crate::engine::{
+    create_detached, short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP, LABEL_OWNER,
+};
 use crate::image::NodeImage;
 use crate::wait::{poll_until, Probe, Timeout};
 
 /// The node's hostname, as the tutorial's `root@server` names it.
 pub const HOSTNAME: &str = "server";
+
+/// Run in the node's mount and cgroup namespaces by the one-shot setup container, which has
+/// CAP_SYS_ADMIN (the node has not). In a private cgroup namespace Docker mounts the node's own
+/// cgroups, read-only; a fresh cgroup mount there is rooted at the node's own cgroup too.
+const CGROUP_SETUP: &str = r#"set -eu
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+  # cgroup v2: one mount, the node's own subtree; systemd delegates from there.
+  mount -o remount,rw /sys/fs/cgroup
+else
+  # cgroup v1 (hybrid): systemd wants a cgroup2 mount for its own tracking and a writable
+  # name=systemd hierarchy (it has no controllers); the controllers stay read-only.
+  mount -o remount,rw /sys/fs/cgroup
+  mkdir -p /sys/fs/cgroup/unified
+  mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup/unified
+  mount -o remount,bind,rw /sys/fs/cgroup/systemd
+  mount -o remount,ro /sys/fs/cgroup
+fi
+# What the image's PID 1 waits for before it becomes systemd (/run is new at every start).
+mkdir -p /run/etcd-harness
+touch /run/etcd-harness/cgroups-ready
+"#;
 
 /// How long systemd gets to reach `running`.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -29,6 +62,16 @@ pub enum NodeError {
         image: String,
         /// testcontainers' error.
         source: Box<testcontainers::TestcontainersError>,
+    },
+    /// The cgroup setup for systemd failed.
+    #[error("failed to set up cgroups for systemd in node {node}: exit {exit_code}: {output}")]
+    CgroupSetup {
+        /// The container id (short).
+        node: String,
+        /// The setup's exit code.
+        exit_code: i64,
+        /// What it printed.
+        output: String,
     },
     /// testcontainers failed to remove the container.
     #[error("failed to remove node {node}: {source}")]
@@ -155,7 +198,49 @@ impl NodeHandle {
         self.engine
             .restart(&self.id, Duration::from_secs(10))
             .await?;
+        // The restarted node has fresh mounts: its cgroups are read-only again.
+        let labels = self.engine.labels_of(&self.id).await?;
+        let image = self.engine.image_of(&self.id).await?;
+        self.set_up_cgroups(&image, labels).await?;
         self.wait_booted().await
+    }
+
+    /// Makes the node's own cgroups writable for systemd with a one-shot container that holds
+    /// CAP_SYS_ADMIN, shares the node's pid namespace and has no network ([`CGROUP_SETUP`]).
+    async fn set_up_cgroups(
+        &self,
+        image: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), NodeError> {
+        let host = HostConfig {
+            cap_add: Some(vec!["SYS_ADMIN".into()]),
+            pid_mode: Some(format!("container:{}", self.id)),
+            network_mode: Some("none".into()),
+            ..Default::default()
+        };
+        let argv = [
+            "nsenter",
+            "-t",
+            "1",
+            "-m",
+            "-C",
+            "--",
+            "sh",
+            "-c",
+            CGROUP_SETUP,
+        ];
+        let out = self
+            .engine
+            .run_once(image, &argv, host, labels, Duration::from_secs(30))
+            .await?;
+        if out.exit_code != 0 {
+            return Err(NodeError::CgroupSetup {
+                node: short(&self.id).to_owned(),
+                exit_code: out.exit_code,
+                output: format!("{}{}", out.stdout, out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// Waits until `systemctl is-system-running` answers `running`; `degraded` is an error that
@@ -218,21 +303,20 @@ impl Node {
         labels: &Labels,
         spec: &NodeSpec,
     ) -> Result<Self, NodeError> {
+        // The image's command waits for the cgroup setup, then becomes systemd (PID 1: what
+        // `systemctl` talks to and what runs etcd.service).
         let mut request = GenericImage::new(spec.image.repo.clone(), spec.image.tag.clone())
-            // systemd must be PID 1: it is what `systemctl` talks to and what runs etcd.service.
-            .with_cmd(["/lib/systemd/systemd"])
             .with_hostname(HOSTNAME)
-            // systemd mounts and manages cgroups; `--privileged` is refused in this sandbox (a
-            // capability is missing), and SYS_ADMIN alone is enough for systemd.
-            .with_cap_add("SYS_ADMIN")
-            // systemd uses syscalls (keyrings, name_to_handle_at) that Docker's default profile denies.
-            .with_security_opt("seccomp=unconfined")
-            // The host is cgroup v1 hybrid: systemd needs the host's cgroup tree, writable.
-            .with_cgroupns_mode(CgroupnsMode::Host)
-            .with_mount(
-                Mount::bind_mount("/sys/fs/cgroup", "/sys/fs/cgroup")
-                    .with_access_mode(AccessMode::ReadWrite),
-            )
+            // The node's own cgroups only: not the host's tree, not another container's, and no
+            // hierarchy root with its `release_agent`.
+            .with_cgroupns_mode(CgroupnsMode::Private)
+            // Docker's default capabilities, less three that neither systemd nor etcd use; no
+            // CAP_SYS_ADMIN (the cgroup setup container holds it for a moment instead).
+            .with_cap_drop("NET_RAW")
+            .with_cap_drop("MKNOD")
+            .with_cap_drop("AUDIT_WRITE")
+            // No process in the node gains privileges through setuid binaries or file capabilities.
+            .with_security_opt("no-new-privileges")
             // systemd expects these to be tmpfs; without them it refuses to boot or leaves state behind.
             .with_mount(Mount::tmpfs_mount("/run"))
             .with_mount(Mount::tmpfs_mount("/run/lock"))
@@ -244,14 +328,23 @@ impl Node {
         if spec.keep {
             request = request.with_label(LABEL_KEEP, "true");
         }
-        let container = request.start().await.map_err(|source| NodeError::Start {
-            image: spec.image.reference(),
-            source: Box::new(source),
-        })?;
+        // Created in a task of its own: an interrupted run must not miss a node created a moment later.
+        let container =
+            create_detached(request.start())
+                .await
+                .map_err(|source| NodeError::Start {
+                    image: spec.image.reference(),
+                    source: Box::new(source),
+                })?;
         let node = Self {
             handle: NodeHandle::new(engine, container.id()),
             container,
         };
+        node.set_up_cgroups(
+            &spec.image.reference(),
+            labels.pairs().into_iter().collect(),
+        )
+        .await?;
         node.wait_booted().await?;
         Ok(node)
     }

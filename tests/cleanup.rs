@@ -319,3 +319,60 @@ async fn the_node_image_does_not_carry_the_run_label() {
         "the node image carries `{LABEL}`: {labels}"
     );
 }
+
+/// A node and run directory kept with `--keep`; removed when dropped, also if the test panics.
+struct KeptRun {
+    node: String,
+    run_dir: PathBuf,
+}
+
+impl Drop for KeptRun {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.node])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_diagnosed() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["run", "flag-typo", "--keep"])
+        .output()
+        .await
+        .expect("the etcd-harness binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let after = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line:\n{stdout}"))
+            .to_owned()
+    };
+    let node = after("node kept: docker exec -it ");
+    let jumpbox = PathBuf::from(after("PKI and jumpbox: "));
+    let kept = KeptRun {
+        node: node.trim_end_matches(" bash").to_owned(),
+        run_dir: jumpbox.parent().expect("a run directory").to_owned(),
+    };
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+
+    // Its owner has exited: a sweep must still leave both alone.
+    Harness::prepare(&mut |_| {})
+        .await
+        .expect("a Docker engine");
+    assert!(
+        jumpbox.join("kube-apiserver.key").is_file(),
+        "the kept PKI was swept"
+    );
+
+    let diagnosed = tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["diagnose", &kept.node])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&diagnosed.stdout);
+    assert_eq!(diagnosed.status.code(), Some(0), "{report}");
+    assert!(report.contains("diagnosis: bad-flag"), "{report}");
+}

@@ -202,6 +202,15 @@ pub struct ExecOutput {
     pub duration: Duration,
 }
 
+/// What a container was made from.
+#[derive(Debug, Clone)]
+pub struct MadeOf {
+    /// Its image, as the engine names it.
+    pub image: String,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+}
+
 /// An exec whose standard streams are attached, for byte streaming (the port-forward).
 pub struct AttachedExec {
     /// Frames the command writes (stdout and stderr).
@@ -507,20 +516,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// The image `container` was made from, as its reference.
-    pub async fn image_of(&self, container: &str) -> Result<String, EngineError> {
-        let action = || format!("inspect container `{container}`");
-        within(REQUEST_TIMEOUT, action, async {
-            let inspected = self
-                .docker
-                .inspect_container(container, None)
-                .await
-                .map_err(EngineError::request(action()))?;
-            Ok(inspected.config.and_then(|c| c.image).unwrap_or_default())
-        })
-        .await
-    }
-
     /// Restarts `container` (a reboot of the node: the engine sends the image's stop signal, waits at
     /// most `grace`, then starts it again).
     pub async fn restart(&self, container: &str, grace: Duration) -> Result<(), EngineError> {
@@ -540,16 +535,21 @@ impl Engine {
         .await
     }
 
-    /// The labels of `container` (an id or name).
-    pub async fn labels_of(&self, container: &str) -> Result<HashMap<String, String>, EngineError> {
+    /// The image and labels of `container` (an id or name).
+    pub async fn made_of(&self, container: &str) -> Result<MadeOf, EngineError> {
         let action = || format!("inspect container `{container}`");
         within(REQUEST_TIMEOUT, action, async {
-            let inspected = self
+            let config = self
                 .docker
                 .inspect_container(container, None)
                 .await
-                .map_err(EngineError::request(action()))?;
-            Ok(inspected.config.and_then(|c| c.labels).unwrap_or_default())
+                .map_err(EngineError::request(action()))?
+                .config
+                .unwrap_or_default();
+            Ok(MadeOf {
+                image: config.image.unwrap_or_default(),
+                labels: config.labels.unwrap_or_default(),
+            })
         })
         .await
     }

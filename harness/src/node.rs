@@ -152,7 +152,7 @@ impl NodeHandle {
     /// A handle on an existing node by id or name — refused unless an etcd-harness run created it
     /// and systemd is its PID 1.
     pub async fn adopt(engine: &Engine, node: &str) -> Result<Self, NodeError> {
-        if !engine.labels_of(node).await?.contains_key(LABEL_OWNER) {
+        if !engine.made_of(node).await?.labels.contains_key(LABEL_OWNER) {
             return Err(NodeError::NotOurs {
                 node: node.to_owned(),
             });
@@ -199,9 +199,8 @@ impl NodeHandle {
             .restart(&self.id, Duration::from_secs(10))
             .await?;
         // The restarted node has fresh mounts: its cgroups are read-only again.
-        let labels = self.engine.labels_of(&self.id).await?;
-        let image = self.engine.image_of(&self.id).await?;
-        self.set_up_cgroups(&image, labels).await?;
+        let made_of = self.engine.made_of(&self.id).await?;
+        self.set_up_cgroups(&made_of.image, made_of.labels).await?;
         self.wait_booted().await
     }
 

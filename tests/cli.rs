@@ -133,7 +133,7 @@ fn diagnosing_a_node_that_does_not_exist_exits_2_naming_it() {
 async fn an_upstream_release_tarball_is_tested_instead_of_debians_etcd() {
     // No release archive can be downloaded here, so one is packed the way upstream lays it out,
     // from the Debian binaries: what matters is the path a user's tarball takes.
-    let debian = etcd_harness::downloads::fetch(&etcd_harness::downloads::EtcdSource::Debian)
+    let debian = etcd_harness::downloads::fetch(&etcd_harness::downloads::EtcdSource::default())
         .await
         .expect("Debian's etcd packages (apt-get update)");
     let dir = tempfile::tempdir().unwrap();
@@ -311,7 +311,7 @@ async fn diagnose_refuses_a_container_no_run_created_and_one_without_systemd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relative_etcd_directory_works() {
-    let debian = etcd_harness::downloads::fetch(&etcd_harness::downloads::EtcdSource::Debian)
+    let debian = etcd_harness::downloads::fetch(&etcd_harness::downloads::EtcdSource::default())
         .await
         .expect("Debian's etcd packages (apt-get update)");
     let cwd = tempfile::tempdir().unwrap();

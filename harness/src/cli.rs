@@ -83,10 +83,11 @@ enum Command {
 
 #[derive(clap::Args)]
 struct Common {
-    /// etcd to test: an upstream etcd-vX.Y.Z-linux-amd64.tar.gz or a directory holding etcd and
-    /// etcdctl (default: Debian's etcd-server/etcd-client packages).
-    #[arg(long)]
-    etcd: Option<PathBuf>,
+    /// etcd to test: `debian:<suite>` (Debian's etcd-server/etcd-client of that suite), `vX.Y.Z`
+    /// (an upstream release), an upstream etcd-vX.Y.Z-linux-amd64.tar.gz, or a directory holding
+    /// etcd and etcdctl. Default: debian:bookworm (etcd 3.4).
+    #[arg(long, env = "ETCD_HARNESS_ETCD")]
+    etcd: Option<String>,
     /// Directory holding scenario files.
     #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
     scenarios: PathBuf,
@@ -97,8 +98,8 @@ impl Common {
     /// so a broken `--etcd` fails at once (and leaves nothing in the cache).
     async fn etcd_source(&self) -> anyhow::Result<EtcdSource> {
         let source = match &self.etcd {
-            Some(path) => EtcdSource::from_arg(path)?,
-            None => EtcdSource::Debian,
+            Some(arg) => EtcdSource::parse(arg)?,
+            None => EtcdSource::default(),
         };
         downloads::fetch(&source).await?;
         Ok(source)
@@ -277,11 +278,13 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         } => {
             // Judge the scenario and etcd once here, so the runs are interrupted, not refused.
             Scenario::load(&resolve(&scenario, &common.scenarios)?)?;
-            common.etcd_source().await?;
-            let mut run_args = vec!["--scenarios".to_owned(), path_arg(&common.scenarios)];
-            if let Some(etcd) = &common.etcd {
-                run_args.extend(["--etcd".to_owned(), path_arg(etcd)]);
-            }
+            let etcd = common.etcd_source().await?;
+            let run_args = vec![
+                "--scenarios".to_owned(),
+                path_arg(&common.scenarios),
+                "--etcd".to_owned(),
+                etcd.to_string(),
+            ];
             let latest = Duration::try_from_secs_f64(latest)
                 .ok()
                 .filter(|d| *d > Duration::from_millis(300))

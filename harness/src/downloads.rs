@@ -1,40 +1,121 @@
-//! The jumpbox's `downloads/`: the `etcd` and `etcdctl` binaries the tutorial copies to the server.
+//! The jumpbox's `downloads/`: the `etcd` and `etcdctl` binaries the tutorial copies to the server
+//! (and `etcdutl`, which etcd 3.5+ ships and 3.6 needs for `snapshot restore`).
 //!
-//! By default they are extracted from Debian's `etcd-server`/`etcd-client` packages (fetched with
-//! `apt-get download`, never installed) and cached on the host; a user may instead bring an upstream
-//! `etcd-vX.Y.Z-linux-amd64.tar.gz` or a directory holding both binaries. This module only finds and
-//! caches files; which version they are is read from the node (`etcd --version`).
+//! Sources, as `--etcd` or `ETCD_HARNESS_ETCD` name them:
+//! - `debian:<suite>` — Debian's `etcd-server`/`etcd-client` of that suite, downloaded through a
+//!   private apt configuration ([`crate::apt`]) and never installed; the default is the node's own
+//!   suite, bookworm (etcd 3.4);
+//! - `vX.Y.Z` — upstream's release archive, verified against the release's SHA256SUMS
+//!   ([`crate::release`]);
+//! - a path: an upstream `etcd-vX.Y.Z-linux-amd64.tar.gz`, or a directory holding the binaries.
+//!
+//! Everything fetched is extracted into the cache, keyed by content (a Debian suite by name: its
+//! lists are not fetched again once its binaries are cached). Binaries that need a newer C library
+//! than the node has are refused here, with a clear message. Which version they are is read from
+//! the node (`etcd --version`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use sha2::{Digest, Sha256};
+
+use crate::apt::{AptError, PrivateApt};
 use crate::cache::{self, CacheError};
+use crate::release::{self, ReleaseError};
+
+/// Environment variable naming the etcd source when `--etcd` is not given (so `cargo test` can
+/// take one).
+pub const ETCD_ENV: &str = "ETCD_HARNESS_ETCD";
+
+/// The node's Debian suite, whose etcd is the default.
+pub const NODE_SUITE: &str = "bookworm";
+
+/// The C library the node (Debian bookworm) has: binaries needing a newer one cannot run there.
+const NODE_GLIBC: (u32, u32) = (2, 36);
 
 /// Where the etcd binaries come from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EtcdSource {
-    /// Debian's `etcd-server` and `etcd-client` packages for the host's apt sources.
-    #[default]
-    Debian,
-    /// An upstream release tarball (`etcd-vX.Y.Z-linux-amd64.tar.gz`).
+    /// Debian's `etcd-server` and `etcd-client` packages of a suite.
+    Debian {
+        /// The suite (`bookworm`, `trixie`, `sid`, …).
+        suite: String,
+    },
+    /// An upstream release, by version (`v3.6.5`).
+    Release {
+        /// The version, `vX.Y.Z`.
+        version: String,
+    },
+    /// An upstream release archive on disk (`etcd-vX.Y.Z-linux-amd64.tar.gz`).
     Tarball(PathBuf),
-    /// A directory holding `etcd` and `etcdctl`.
+    /// A directory holding `etcd` and `etcdctl` (and perhaps `etcdutl`).
     Directory(PathBuf),
 }
 
+impl Default for EtcdSource {
+    fn default() -> Self {
+        Self::Debian {
+            suite: NODE_SUITE.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for EtcdSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Debian { suite } => write!(f, "debian:{suite}"),
+            Self::Release { version } => f.write_str(version),
+            Self::Tarball(path) | Self::Directory(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 impl EtcdSource {
-    /// Interprets a user's `--etcd` argument: a `.tar.gz` file or a directory. A relative path is
-    /// made absolute, since the jumpbox links to the binaries from elsewhere.
-    pub fn from_arg(arg: &Path) -> Result<Self, DownloadsError> {
-        let absolute = std::fs::canonicalize(arg).unwrap_or_else(|_| arg.to_owned());
+    /// Reads a source as a user writes it: `debian:<suite>`, `vX.Y.Z`, a `.tar.gz` file or a
+    /// directory. A relative path is made absolute, since the jumpbox links to the binaries.
+    pub fn parse(arg: &str) -> Result<Self, DownloadsError> {
+        if let Some(suite) = arg.strip_prefix("debian:") {
+            let valid = !suite.is_empty()
+                && suite
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                return Err(DownloadsError::BadSource {
+                    given: arg.to_owned(),
+                });
+            }
+            return Ok(Self::Debian {
+                suite: suite.to_owned(),
+            });
+        }
+        if arg.starts_with('v') && !Path::new(arg).exists() {
+            release::archive_name(arg)?;
+            return Ok(Self::Release {
+                version: arg.to_owned(),
+            });
+        }
+        let path = Path::new(arg);
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         if absolute.is_dir() {
             Ok(Self::Directory(absolute))
-        } else if absolute.is_file() && arg.to_string_lossy().ends_with(".tar.gz") {
+        } else if absolute.is_file() && arg.ends_with(".tar.gz") {
             Ok(Self::Tarball(absolute))
         } else {
             Err(DownloadsError::BadSource {
-                path: arg.to_owned(),
+                given: arg.to_owned(),
             })
+        }
+    }
+
+    /// The source `ETCD_HARNESS_ETCD` names, or the default (Debian bookworm's etcd).
+    pub fn from_env() -> Result<Self, DownloadsError> {
+        match std::env::var(ETCD_ENV) {
+            Ok(value) if !value.is_empty() => {
+                Self::parse(&value).map_err(|e| DownloadsError::Env {
+                    source: Box::new(e),
+                })
+            }
+            _ => Ok(Self::default()),
         }
     }
 }
@@ -42,14 +123,21 @@ impl EtcdSource {
 /// Errors getting the binaries.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadsError {
-    /// `--etcd` named neither a tarball nor a directory.
+    /// The source named is none of the accepted kinds.
     #[error(
-        "failed to use {path} as the etcd source: expected an upstream \
-         etcd-vX.Y.Z-linux-amd64.tar.gz file or a directory holding `etcd` and `etcdctl`"
+        "failed to use `{given}` as the etcd source: expected `debian:<suite>` (e.g. \
+         debian:trixie), an upstream version `vX.Y.Z`, an upstream etcd-vX.Y.Z-linux-amd64.tar.gz \
+         file, or a directory holding `etcd` and `etcdctl`"
     )]
     BadSource {
         /// The argument given.
-        path: PathBuf,
+        given: String,
+    },
+    /// `ETCD_HARNESS_ETCD` names a bad source.
+    #[error("failed to read {ETCD_ENV}: {source}")]
+    Env {
+        /// What is wrong with it.
+        source: Box<DownloadsError>,
     },
     /// A binary is missing from the source.
     #[error("failed to find `{binary}` in {source_path}\n  remedy: {remedy}")]
@@ -61,8 +149,23 @@ pub enum DownloadsError {
         /// What to do.
         remedy: &'static str,
     },
+    /// A binary needs a newer C library than the node has.
+    #[error(
+        "etcd from {source_name} cannot run in the node: `{binary}` needs glibc {}.{}, and the node \
+         (Debian {NODE_SUITE}) has {}.{}\n  remedy: use an older suite, or an upstream release \
+         (`--etcd vX.Y.Z`, statically linked)",
+        .needs.0, .needs.1, NODE_GLIBC.0, NODE_GLIBC.1
+    )]
+    Glibc {
+        /// The source.
+        source_name: String,
+        /// The binary.
+        binary: &'static str,
+        /// The glibc version it needs.
+        needs: (u32, u32),
+    },
     /// A host command failed.
-    #[error("failed to {action}: `{command}` exited {status}: {stderr}\n  remedy: {remedy}")]
+    #[error("failed to {action}: `{command}` exited {status}: {stderr}")]
     Command {
         /// What was being done.
         action: &'static str,
@@ -72,8 +175,6 @@ pub enum DownloadsError {
         status: String,
         /// Its standard error, trimmed.
         stderr: String,
-        /// What to do.
-        remedy: &'static str,
     },
     /// A file operation failed.
     #[error("failed to {action} {path}: {source}")]
@@ -85,171 +186,270 @@ pub enum DownloadsError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Debian's archive could not give the packages.
+    #[error(transparent)]
+    Apt(#[from] AptError),
+    /// The upstream release could not be had.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
     /// The cache directory could not be used.
     #[error(transparent)]
     Cache(#[from] CacheError),
 }
 
-/// The two binaries, ready to copy to the node.
+/// The binaries, ready to copy to the node.
 #[derive(Debug, Clone)]
 pub struct Downloads {
     /// `downloads/controller/etcd`.
     pub etcd: PathBuf,
     /// `downloads/client/etcdctl`.
     pub etcdctl: PathBuf,
-    /// Where they came from, for the report ("Debian etcd-server 3.4.23-4+b4").
+    /// `etcdutl`, where the source has it (3.5+).
+    pub etcdutl: Option<PathBuf>,
+    /// Where they came from, for the report ("Debian trixie: etcd-server 3.5.16-4, …").
     pub origin: String,
 }
 
-const APT_REMEDY: &str = "on a Debian host run `apt-get update` so `apt-get download etcd-server \
-                          etcd-client` works, or pass --etcd with an upstream tarball or a \
-                          directory holding etcd and etcdctl";
-
-/// Finds (and on first use extracts and caches) the binaries `source` names.
-pub async fn fetch(source: &EtcdSource) -> Result<Downloads, DownloadsError> {
-    match source {
-        EtcdSource::Directory(dir) => {
-            let found = |binary: &'static str| {
-                let path = dir.join(binary);
-                if path.is_file() {
-                    Ok(path)
-                } else {
-                    Err(DownloadsError::Missing {
-                        binary,
-                        source_path: dir.clone(),
-                        remedy: "put both `etcd` and `etcdctl` in that directory",
-                    })
-                }
-            };
-            Ok(Downloads {
-                etcd: found("etcd")?,
-                etcdctl: found("etcdctl")?,
-                origin: format!("directory {}", dir.display()),
-            })
-        }
-        EtcdSource::Tarball(tarball) => from_tarball(tarball).await,
-        EtcdSource::Debian => from_debian().await,
-    }
-}
-
-async fn from_debian() -> Result<Downloads, DownloadsError> {
-    let dir = cache::dir()?.join("etcd-debian");
-    let origin_file = dir.join("ORIGIN");
-    let _lock = cache::lock("etcd-debian.lock").await?;
-    if let Ok(origin) = std::fs::read_to_string(&origin_file) {
-        return Ok(Downloads {
-            etcd: dir.join("etcd"),
-            etcdctl: dir.join("etcdctl"),
+impl Downloads {
+    /// The binaries found in `dir`; `etcd` and `etcdctl` must be there.
+    fn in_dir(dir: &Path, origin: String, remedy: &'static str) -> Result<Self, DownloadsError> {
+        let found = |binary: &'static str| {
+            let path = dir.join(binary);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(DownloadsError::Missing {
+                    binary,
+                    source_path: dir.to_owned(),
+                    remedy,
+                })
+            }
+        };
+        Ok(Self {
+            etcd: found("etcd")?,
+            etcdctl: found("etcdctl")?,
+            etcdutl: found("etcdutl").ok(),
             origin,
-        });
+        })
     }
-    let partial = Partial::create(&dir)?;
-    let work = partial.path().to_owned();
-    run(
-        "download Debian's etcd packages",
-        &work,
-        "apt-get",
-        &["download", "etcd-server", "etcd-client"],
-    )
-    .await?;
-    let mut origin = Vec::new();
-    for (package, binary) in [("etcd-server", "etcd"), ("etcd-client", "etcdctl")] {
-        let deb = find_deb(&work, package)?;
-        let deb_str = deb.display().to_string();
-        let version = run(
-            "read a package's version",
-            &work,
-            "dpkg-deb",
-            &["-f", &deb_str, "Version"],
-        )
-        .await?;
-        origin.push(format!("{package} {}", version.trim()));
-        let tree = work.join(package);
-        run(
-            "extract a Debian package",
-            &work,
-            "dpkg-deb",
-            &["-x", &deb_str, &tree.display().to_string()],
-        )
-        .await?;
-        let from = tree.join("usr/bin").join(binary);
-        if !from.is_file() {
-            return Err(DownloadsError::Missing {
-                binary,
-                source_path: deb,
-                remedy: "the package layout changed; pass --etcd with a directory instead",
-            });
-        }
-        rename(&from, &work.join(binary))?;
-    }
-    let origin = format!("Debian {}", origin.join(", "));
-    write(&work.join("ORIGIN"), &origin)?;
-    partial.commit()?;
-    Ok(Downloads {
-        etcd: dir.join("etcd"),
-        etcdctl: dir.join("etcdctl"),
-        origin,
-    })
 }
 
-async fn from_tarball(tarball: &Path) -> Result<Downloads, DownloadsError> {
-    let name = tarball
-        .file_name()
-        .map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_owned())
-        .unwrap_or_default();
-    // Keyed by content too: a re-downloaded archive of the same name must not reuse stale binaries.
-    let bytes = std::fs::read(tarball).map_err(|source| DownloadsError::Io {
-        action: "read",
-        path: tarball.to_owned(),
-        source,
-    })?;
-    let key = format!("etcd-upstream-{name}-{}", crate::image::hash12(&[&bytes]));
-    let dir = cache::dir()?.join(&key);
-    let _lock = cache::lock(&format!("{key}.lock")).await?;
-    if !dir.join("etcdctl").is_file() {
-        let partial = Partial::create(&dir)?;
-        let work = partial.path().to_owned();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
-        let entries = archive.entries().map_err(|source| DownloadsError::Io {
-            action: "read",
-            path: tarball.to_owned(),
-            source,
-        })?;
-        for entry in entries {
-            let mut entry = entry.map_err(|source| DownloadsError::Io {
+/// Finds (and on first use downloads, extracts and caches) the binaries `source` names, and checks
+/// that they can run in the node.
+pub async fn fetch(source: &EtcdSource) -> Result<Downloads, DownloadsError> {
+    let downloads = match source {
+        EtcdSource::Directory(dir) => Downloads::in_dir(
+            dir,
+            format!("directory {}", dir.display()),
+            "put both `etcd` and `etcdctl` in that directory",
+        )?,
+        EtcdSource::Tarball(tarball) => {
+            let bytes = std::fs::read(tarball).map_err(|source| DownloadsError::Io {
                 action: "read",
                 path: tarball.to_owned(),
                 source,
             })?;
-            let path = entry.path().map(|p| p.into_owned()).unwrap_or_default();
-            let Some(binary) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if binary == "etcd" || binary == "etcdctl" {
-                let target = work.join(binary);
+            let name = tarball.file_name().unwrap_or_default().to_string_lossy();
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            from_archive(
+                &name,
+                &sha256,
+                || async { Ok(bytes) },
+                format!("upstream {}", tarball.display()),
+            )
+            .await?
+        }
+        EtcdSource::Release { version } => {
+            let verified = release::expected(version).await?;
+            from_archive(
+                &verified.file,
+                &verified.sha256,
+                || async { Ok(release::download(&verified, version).await?) },
+                format!("upstream {version} ({})", verified.url),
+            )
+            .await?
+        }
+        EtcdSource::Debian { suite } => from_debian(suite).await?,
+    };
+    for (binary, path) in [("etcd", &downloads.etcd), ("etcdctl", &downloads.etcdctl)] {
+        if let Some(needs) = glibc_needed(path)? {
+            if needs > NODE_GLIBC {
+                return Err(DownloadsError::Glibc {
+                    source_name: source.to_string(),
+                    binary,
+                    needs,
+                });
+            }
+        }
+    }
+    Ok(downloads)
+}
+
+async fn from_debian(suite: &str) -> Result<Downloads, DownloadsError> {
+    let dir = cache::dir()?.join(format!("etcd-debian-{suite}"));
+    let _lock = cache::lock(&format!("etcd-debian-{suite}.lock")).await?;
+    if let Ok(origin) = std::fs::read_to_string(dir.join("ORIGIN")) {
+        return Downloads::in_dir(&dir, origin, DEBIAN_REMEDY);
+    }
+    let partial = Partial::create(&dir)?;
+    let work = partial.path().to_owned();
+    let apt = PrivateApt::for_suite(suite)?;
+    apt.update().await?;
+    apt.download(&["etcd-server", "etcd-client"], &work).await?;
+    let mut versions = Vec::new();
+    for (package, binaries) in [
+        ("etcd-server", &["etcd", "etcdutl"][..]),
+        ("etcd-client", &["etcdctl", "etcdutl"][..]),
+    ] {
+        let deb = find_deb(&work, package)?;
+        let deb_str = deb.display().to_string();
+        let version = run(
+            "read a package's version",
+            "dpkg-deb",
+            &["-f", &deb_str, "Version"],
+        )
+        .await?;
+        versions.push(format!("{package} {}", version.trim()));
+        let tree = work.join(package);
+        run(
+            "extract a Debian package",
+            "dpkg-deb",
+            &["-x", &deb_str, &tree.display().to_string()],
+        )
+        .await?;
+        for binary in binaries {
+            let from = tree.join("usr/bin").join(binary);
+            if from.is_file() && !work.join(binary).exists() {
+                rename(&from, &work.join(binary))?;
+            }
+        }
+    }
+    let origin = format!("Debian {suite}: {}", versions.join(", "));
+    write(&work.join("ORIGIN"), &origin)?;
+    Downloads::in_dir(&work, origin.clone(), DEBIAN_REMEDY)?;
+    partial.commit()?;
+    Downloads::in_dir(&dir, origin, DEBIAN_REMEDY)
+}
+
+const DEBIAN_REMEDY: &str = "the package layout changed; pass --etcd with a directory instead";
+
+/// The binaries of an upstream archive with SHA256 `sha256`, extracted into the cache on first use
+/// (`bytes` is only called then).
+async fn from_archive<F, Fut>(
+    name: &str,
+    sha256: &str,
+    bytes: F,
+    origin: String,
+) -> Result<Downloads, DownloadsError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, DownloadsError>>,
+{
+    let stem = name.trim_end_matches(".tar.gz");
+    let key = format!("etcd-upstream-{stem}-{}", &sha256[..12.min(sha256.len())]);
+    let dir = cache::dir()?.join(&key);
+    if dir.join("etcdctl").is_file() {
+        return Downloads::in_dir(&dir, origin, ARCHIVE_REMEDY);
+    }
+    let bytes = bytes().await?;
+    // Judged before any lock or directory is made: a broken archive leaves nothing in the cache.
+    let names = binaries_in(&bytes, name)?;
+    for binary in ["etcd", "etcdctl"] {
+        if !names.iter().any(|n| n == binary) {
+            return Err(DownloadsError::Missing {
+                binary,
+                source_path: PathBuf::from(name),
+                remedy: ARCHIVE_REMEDY,
+            });
+        }
+    }
+    let _lock = cache::lock(&format!("{key}.lock")).await?;
+    if !dir.join("etcdctl").is_file() {
+        let partial = Partial::create(&dir)?;
+        extract(&bytes, name, Some(partial.path()))?;
+        partial.commit()?;
+    }
+    Downloads::in_dir(&dir, origin, ARCHIVE_REMEDY)
+}
+
+const ARCHIVE_REMEDY: &str = "use an upstream etcd-vX.Y.Z-linux-amd64.tar.gz release archive";
+
+/// The etcd binaries an upstream archive's bytes hold, by name; reading them all proves the archive
+/// whole.
+fn binaries_in(bytes: &[u8], name: &str) -> Result<Vec<String>, DownloadsError> {
+    extract(bytes, name, None)
+}
+
+/// Walks an upstream archive's bytes and, with `into`, extracts `etcd`, `etcdctl` and `etcdutl`
+/// there; returns the names of those it holds.
+fn extract(bytes: &[u8], name: &str, into: Option<&Path>) -> Result<Vec<String>, DownloadsError> {
+    let unreadable = |source| DownloadsError::Io {
+        action: "read the archive",
+        path: PathBuf::from(name),
+        source,
+    };
+    let mut found = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    for entry in archive.entries().map_err(unreadable)? {
+        let mut entry = entry.map_err(unreadable)?;
+        let path = entry.path().map(|p| p.into_owned()).unwrap_or_default();
+        let Some(binary) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        if !["etcd", "etcdctl", "etcdutl"].contains(&binary.as_str()) {
+            continue;
+        }
+        match into {
+            Some(dir) => {
+                let target = dir.join(&binary);
                 entry.unpack(&target).map_err(|source| DownloadsError::Io {
                     action: "extract",
                     path: target,
                     source,
                 })?;
             }
-        }
-        for binary in ["etcd", "etcdctl"] {
-            if !work.join(binary).is_file() {
-                return Err(DownloadsError::Missing {
-                    binary,
-                    source_path: tarball.to_owned(),
-                    remedy: "use an upstream etcd-vX.Y.Z-linux-amd64.tar.gz release archive",
-                });
+            // Reading the entry's bytes is what finds a truncated or corrupt archive.
+            None => {
+                std::io::copy(&mut entry, &mut std::io::sink()).map_err(unreadable)?;
             }
         }
-        partial.commit()?;
+        found.push(binary);
     }
-    Ok(Downloads {
-        etcd: dir.join("etcd"),
-        etcdctl: dir.join("etcdctl"),
-        origin: format!("upstream {}", tarball.display()),
-    })
+    Ok(found)
+}
+
+/// The newest glibc symbol version `binary` needs; `None` for a static binary.
+fn glibc_needed(binary: &Path) -> Result<Option<(u32, u32)>, DownloadsError> {
+    let bytes = std::fs::read(binary).map_err(|source| DownloadsError::Io {
+        action: "read",
+        path: binary.to_owned(),
+        source,
+    })?;
+    Ok(glibc_versions(&bytes).max())
+}
+
+/// Every `GLIBC_2.N` version string in an ELF file's bytes (the version needs its dynamic symbols
+/// name).
+fn glibc_versions(bytes: &[u8]) -> impl Iterator<Item = (u32, u32)> + '_ {
+    const TAG: &[u8] = b"GLIBC_";
+    bytes
+        .windows(TAG.len())
+        .enumerate()
+        .filter_map(|(at, window)| {
+            if window != TAG {
+                return None;
+            }
+            let rest = &bytes[at + TAG.len()..];
+            let end = rest
+                .iter()
+                .position(|b| !(b.is_ascii_digit() || *b == b'.'))
+                .unwrap_or(rest.len());
+            let version = std::str::from_utf8(&rest[..end]).ok()?;
+            let mut parts = version.split('.');
+            let major = parts.next()?.parse().ok()?;
+            let minor = parts.next().unwrap_or("0").parse().ok()?;
+            Some((major, minor))
+        })
 }
 
 /// A cache directory being filled beside its final place (`<name>.partial`): removed when dropped
@@ -267,7 +467,11 @@ impl Partial {
         let work = target.with_file_name(name);
         // A leftover of a process killed outright: this process holds the cache lock now.
         let _ = std::fs::remove_dir_all(&work);
-        create_dir(&work)?;
+        std::fs::create_dir_all(&work).map_err(|source| DownloadsError::Io {
+            action: "create",
+            path: work.clone(),
+            source,
+        })?;
         Ok(Self {
             work,
             target: target.to_owned(),
@@ -314,22 +518,16 @@ fn find_deb(dir: &Path, package: &'static str) -> Result<PathBuf, DownloadsError
         .ok_or_else(|| DownloadsError::Missing {
             binary: package,
             source_path: dir.to_owned(),
-            remedy: APT_REMEDY,
+            remedy: "apt-get download did not leave the package; check Debian's archive",
         })
 }
 
-async fn run(
-    action: &'static str,
-    cwd: &Path,
-    program: &str,
-    args: &[&str],
-) -> Result<String, DownloadsError> {
+async fn run(action: &'static str, program: &str, args: &[&str]) -> Result<String, DownloadsError> {
     let command = format!("{program} {}", args.join(" "));
     let out = tokio::process::Command::new(program)
         .args(args)
-        .current_dir(cwd)
         .stdin(Stdio::null())
-        // An interrupted run must not leave a download running behind it.
+        // An interrupted run must not leave a command running behind it.
         .kill_on_drop(true)
         .output()
         .await
@@ -338,7 +536,6 @@ async fn run(
             command: command.clone(),
             status: "not at all".into(),
             stderr: e.to_string(),
-            remedy: APT_REMEDY,
         })?;
     if !out.status.success() {
         return Err(DownloadsError::Command {
@@ -346,18 +543,9 @@ async fn run(
             command,
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            remedy: APT_REMEDY,
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn create_dir(path: &Path) -> Result<(), DownloadsError> {
-    std::fs::create_dir_all(path).map_err(|source| DownloadsError::Io {
-        action: "create",
-        path: path.to_owned(),
-        source,
-    })
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), DownloadsError> {
@@ -381,17 +569,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_argument_that_is_neither_tarball_nor_directory_is_refused_with_the_remedy() {
-        let err = EtcdSource::from_arg(Path::new("/nonexistent/etcd.zip")).unwrap_err();
-        assert!(err.to_string().contains("etcd-vX.Y.Z-linux-amd64.tar.gz"));
+    fn sources_are_read_as_users_write_them() {
+        assert_eq!(
+            EtcdSource::parse("debian:trixie").unwrap(),
+            EtcdSource::Debian {
+                suite: "trixie".into()
+            }
+        );
+        assert_eq!(
+            EtcdSource::parse("v3.6.5").unwrap(),
+            EtcdSource::Release {
+                version: "v3.6.5".into()
+            }
+        );
+        assert_eq!(EtcdSource::default().to_string(), "debian:bookworm");
+        for bad in [
+            "debian:",
+            "debian:Trixie!",
+            "/nonexistent/etcd.zip",
+            "v3.six",
+        ] {
+            assert!(EtcdSource::parse(bad).is_err(), "{bad}");
+        }
+        let err = EtcdSource::parse("/nonexistent/etcd.zip")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("debian:<suite>") && err.contains("vX.Y.Z"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn a_directory_without_etcdctl_is_refused_naming_the_binary() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("etcd"), b"").unwrap();
-        let source = EtcdSource::from_arg(dir.path()).unwrap();
+        let source = EtcdSource::parse(dir.path().to_str().unwrap()).unwrap();
         let err = fetch(&source).await.unwrap_err().to_string();
         assert!(err.contains("`etcdctl`"), "{err}");
+    }
+
+    #[test]
+    fn the_newest_glibc_version_a_binary_names_is_found() {
+        let elf = b"\x7fELF..GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_PRIVATE\0GLIBC_2.3.4\0";
+        assert_eq!(glibc_versions(elf).max(), Some((2, 34)));
+        assert_eq!(glibc_versions(b"static go binary").max(), None);
+    }
+
+    #[tokio::test]
+    async fn binaries_needing_a_newer_glibc_than_the_nodes_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("etcd"), b"\x7fELF GLIBC_2.38\0").unwrap();
+        std::fs::write(dir.path().join("etcdctl"), b"\x7fELF GLIBC_2.34\0").unwrap();
+        let source = EtcdSource::Directory(dir.path().to_owned());
+        let err = fetch(&source).await.unwrap_err().to_string();
+        assert!(err.contains("`etcd` needs glibc 2.38"), "{err}");
+        assert!(err.contains("has 2.36"), "{err}");
     }
 }

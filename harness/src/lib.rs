@@ -7,6 +7,7 @@
 //! [`runner::Report`] that [`report`] renders. The [`engine`] layer talks to Docker; nothing below
 //! the runner knows about scenarios.
 
+pub mod apt;
 pub mod bench;
 pub mod cache;
 pub mod checks;
@@ -21,6 +22,7 @@ pub mod names;
 pub mod node;
 pub mod owner;
 pub mod pki;
+pub mod release;
 pub mod report;
 pub mod rundir;
 pub mod runner;

@@ -7,3 +7,4 @@ mod cleanup;
 mod cli;
 mod privilege;
 mod scenarios;
+mod sources;

@@ -97,6 +97,11 @@ impl PrivateApt {
             format!("deb [signed-by={KEYRING}] {mirror} {suite} main\n"),
         )
         .map_err(|source| AptError::Io { path: list, source })?;
+        let config = root.join("apt.conf");
+        std::fs::write(&config, private_config(&root)).map_err(|source| AptError::Io {
+            path: config,
+            source,
+        })?;
         Ok(Self {
             suite: suite.to_owned(),
             mirror,
@@ -163,21 +168,9 @@ impl PrivateApt {
     }
 
     async fn apt_get(&self, args: &[&str], cwd: &Path) -> Result<AptOutput, AptError> {
-        let root = self.root.display();
-        let options = [
-            format!("Dir::Etc::SourceList={root}/sources.list"),
-            "Dir::Etc::SourceParts=/dev/null".to_owned(),
-            format!("Dir::State::Lists={root}/lists"),
-            format!("Dir::Cache={root}/cache"),
-            // The private directories live in the user's cache, which apt's `_apt` user may not
-            // enter: download as the calling user instead of warning about it.
-            "APT::Sandbox::User=root".to_owned(),
-        ];
-        let mut command = tokio::process::Command::new("apt-get");
-        for option in &options {
-            command.args(["-o", option]);
-        }
-        let out = command
+        let out = tokio::process::Command::new("apt-get")
+            .arg("-c")
+            .arg(self.root.join("apt.conf"))
             .args(["-q"])
             .args(args)
             .current_dir(cwd)
@@ -195,6 +188,24 @@ impl PrivateApt {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
+}
+
+/// The private configuration, read after the host's own (whose settings for reaching the archive,
+/// proxies say, still apply): its own sources, lists and cache, and none of the host's hooks, which
+/// would refresh host-wide caches after an update.
+fn private_config(root: &Path) -> String {
+    let root = root.display();
+    format!(
+        "Dir::Etc::SourceList \"{root}/sources.list\";\n\
+         Dir::Etc::SourceParts \"/dev/null\";\n\
+         Dir::State::Lists \"{root}/lists\";\n\
+         Dir::Cache \"{root}/cache\";\n\
+         // The directories live in the user's cache, where apt's `_apt` user may not enter.\n\
+         APT::Sandbox::User \"root\";\n\
+         #clear APT::Update::Pre-Invoke;\n\
+         #clear APT::Update::Post-Invoke;\n\
+         #clear APT::Update::Post-Invoke-Success;\n"
+    )
 }
 
 struct AptOutput {

@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -235,8 +236,27 @@ impl Downloads {
 }
 
 /// Finds (and on first use downloads, extracts and caches) the binaries `source` names, and checks
-/// that they can run in the node.
+/// that they can run in the node. Within a process each source is asked for once: the CLI checks
+/// `--etcd` before anything starts, and the run then finds it here without another request.
 pub async fn fetch(source: &EtcdSource) -> Result<Downloads, DownloadsError> {
+    static FOUND: Mutex<Vec<(EtcdSource, Downloads)>> = Mutex::new(Vec::new());
+    let known = |found: &Vec<(EtcdSource, Downloads)>| {
+        found
+            .iter()
+            .find(|(s, d)| s == source && d.etcd.is_file())
+            .map(|(_, d)| d.clone())
+    };
+    if let Some(downloads) = FOUND.lock().ok().and_then(|f| known(&f)) {
+        return Ok(downloads);
+    }
+    let downloads = find(source).await?;
+    if let Ok(mut found) = FOUND.lock() {
+        found.push((source.clone(), downloads.clone()));
+    }
+    Ok(downloads)
+}
+
+async fn find(source: &EtcdSource) -> Result<Downloads, DownloadsError> {
     let downloads = match source {
         EtcdSource::Directory(dir) => Downloads::in_dir(
             dir,

@@ -176,7 +176,10 @@ async fn get(url: &str, version: &str) -> Result<Vec<u8>, ReleaseError> {
         let mut current = url.to_owned();
         for _ in 0..=MAX_REDIRECTS {
             let uri: hyper::Uri = current.parse().map_err(|e| http(format!("{e}")))?;
-            let response = client.get(uri).await.map_err(|e| http(e.to_string()))?;
+            let response = client
+                .get(uri.clone())
+                .await
+                .map_err(|e| http(e.to_string()))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
@@ -184,7 +187,7 @@ async fn get(url: &str, version: &str) -> Result<Vec<u8>, ReleaseError> {
                     .get(hyper::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                     .ok_or_else(|| http(format!("HTTP {status} without a Location")))?;
-                current = location.to_owned();
+                current = resolve(&uri, location);
                 continue;
             }
             if status == hyper::StatusCode::NOT_FOUND {
@@ -216,6 +219,18 @@ async fn get(url: &str, version: &str) -> Result<Vec<u8>, ReleaseError> {
         })
 }
 
+/// A redirect's `Location`, absolute or relative to the URI that answered it.
+fn resolve(answered: &hyper::Uri, location: &str) -> String {
+    match (
+        location.starts_with('/'),
+        answered.scheme_str(),
+        answered.authority(),
+    ) {
+        (true, Some(scheme), Some(authority)) => format!("{scheme}://{authority}{location}"),
+        _ => location.to_owned(),
+    }
+}
+
 /// The host's trusted roots; certificates it cannot parse are skipped (a download over https then
 /// fails with a clear TLS error rather than here).
 fn native_roots() -> rustls::RootCertStore {
@@ -229,6 +244,19 @@ fn native_roots() -> rustls::RootCertStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_redirect_stays_on_the_host_that_answered() {
+        let answered: hyper::Uri = "https://example.test:8443/v3.6.5/x.tar.gz".parse().unwrap();
+        assert_eq!(
+            resolve(&answered, "/store/1"),
+            "https://example.test:8443/store/1"
+        );
+        assert_eq!(
+            resolve(&answered, "https://other.test/a"),
+            "https://other.test/a"
+        );
+    }
 
     #[test]
     fn a_version_must_read_vx_y_z() {

@@ -52,6 +52,8 @@ pub enum Cause {
     PlainHttpServer,
     /// etcd is not running: nothing listens on its port (connection refused).
     NotRunning,
+    /// An older etcd refused a data directory a newer one has written (a downgrade).
+    DowngradeRefused,
     /// The evidence matches no known cause.
     Unknown,
 }
@@ -73,6 +75,7 @@ by_name!(Cause {
     "tls-untrusted-server" => TlsUntrustedServer,
     "plain-http-server" => PlainHttpServer,
     "not-running" => NotRunning,
+    "downgrade-refused" => DowngradeRefused,
     "unknown" => Unknown,
 });
 
@@ -101,6 +104,7 @@ impl Cause {
             Self::TlsUntrustedServer => "the client cannot verify etcd's certificate: it was not given the CA that signed it (--cacert)",
             Self::PlainHttpServer => "the client dialled an https:// endpoint, but the unit serves clients over plain http, so no TLS handshake can complete",
             Self::NotRunning => "etcd is not running, so nothing listens on 127.0.0.1:2379 and connections are refused",
+            Self::DowngradeRefused => "the data directory was written by a newer etcd minor version, and etcd refuses to run an older one on it (no in-place downgrade), so it exits; systemd restarts it every RestartSec",
             Self::Unknown => "the evidence matches no known cause; read it below",
         }
     }
@@ -124,6 +128,7 @@ impl Cause {
             Self::TlsUntrustedServer => "pass --cacert=/etc/etcd/ca.crt",
             Self::PlainHttpServer => "either dial http://127.0.0.1:2379 without TLS flags, or make the unit serve TLS (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth and https:// client URLs, as docker/units/etcd-tls.service does)",
             Self::NotRunning => "systemctl start etcd; if it does not stay up, read journalctl -u etcd -n 50",
+            Self::DowngradeRefused => "put back the newer etcd binary (mv etcd /usr/local/bin/ && systemctl restart etcd), or restore a snapshot taken before the upgrade into a fresh data directory",
             Self::Unknown => "start from `journalctl -u etcd -n 50` and `systemctl status etcd`",
         }
     }
@@ -169,10 +174,10 @@ pub struct Diagnosis {
 /// come first (they explain every later symptom), then what the unit state shows, then TLS
 /// rejections, then the absence of a listener.
 pub fn classify(evidence: &Evidence) -> Diagnosis {
+    // etcd 3.4 logs text and 3.5+ JSON: lines are matched, and shown, as text.
     let journal = |needles: &[&str]| -> Vec<String> {
-        evidence
-            .journal
-            .lines()
+        crate::etcdlog::lines(&evidence.journal)
+            .map(|(_, line)| line)
             .filter(|line| needles.iter().all(|n| line.contains(n)))
             .map(|line| line.trim().to_owned())
             .collect()
@@ -217,6 +222,10 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             lines
         }),
         (Cause::BadFlag, journal(&["flag provided but not defined"])),
+        (
+            Cause::DowngradeRefused,
+            journal(&["cluster cannot be downgraded"]),
+        ),
         (Cause::PortInUse, journal(&["address already in use"])),
         (
             Cause::KeyMismatch,
@@ -425,6 +434,57 @@ mod tests {
             let diagnosis = classify(&with_journal(line));
             assert_eq!(diagnosis.cause, cause, "{line}");
             assert_eq!(diagnosis.shown_by, [line], "{line}");
+        }
+    }
+
+    /// Journals captured from real runs of the catalogue (`tests/journal/<version>/<scenario>.log`):
+    /// etcd 3.4.23 logs text, 3.5.16 JSON. The server certificate and unit are the scenario's.
+    #[test]
+    fn captured_journals_of_3_4_and_3_5_name_the_same_causes() {
+        let cases = [
+            ("port-in-use", Cause::PortInUse),
+            ("cert-path-wrong", Cause::CertPath),
+            ("key-mismatch", Cause::KeyMismatch),
+            ("flag-typo", Cause::BadFlag),
+            ("key-unreadable-hardened", Cause::PermissionDenied),
+            ("tls-no-client-cert", Cause::TlsNoClientCert),
+            ("tls-client-other-ca", Cause::TlsUnknownCa),
+            ("tls-client-distrusts-server", Cause::TlsUntrustedServer),
+            ("tls-plain-http-to-https-port", Cause::TlsPlainHttp),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/journal");
+        for version in ["3.4", "3.5"] {
+            for (scenario, cause) in cases {
+                let file = dir.join(version).join(format!("{scenario}.log"));
+                let journal = std::fs::read_to_string(&file)
+                    .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                let diagnosis = classify(&with_journal(&journal));
+                assert_eq!(diagnosis.cause, cause, "{}", file.display());
+                assert!(!diagnosis.shown_by.is_empty(), "{}", file.display());
+                // Shown as text, whichever way etcd rendered it.
+                assert!(
+                    diagnosis.shown_by.iter().all(|l| !l.contains("\"level\"")),
+                    "{:?}",
+                    diagnosis.shown_by
+                );
+            }
+            // 3.4 refusing a data directory 3.5 has written (`upgrade-3.4-to-3.5`'s reverse).
+            if version == "3.4" {
+                let journal =
+                    std::fs::read_to_string(dir.join("3.4/downgrade-refused.log")).unwrap();
+                assert_eq!(
+                    classify(&with_journal(&journal)).cause,
+                    Cause::DowngradeRefused
+                );
+            }
+            // A warning is not a failure: the data directory's mode names no cause.
+            let warning =
+                std::fs::read_to_string(dir.join(version).join("data-dir-755.log")).unwrap();
+            assert_eq!(
+                classify(&with_journal(&warning)).cause,
+                Cause::Unknown,
+                "{version}"
+            );
         }
     }
 

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod downloads;
 pub mod engine;
+pub mod etcdlog;
 pub mod faults;
 pub mod forward;
 pub mod image;

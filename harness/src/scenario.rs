@@ -353,11 +353,14 @@ pub enum JournalPattern {
 }
 
 impl JournalPattern {
-    /// True when some line of `journal` satisfies the pattern.
+    /// True when some line of `journal`, as etcd rendered it or as text ([`crate::etcdlog`]),
+    /// satisfies the pattern.
     pub fn found_in(&self, journal: &str) -> bool {
-        journal.lines().any(|line| match self {
-            Self::Contains(text) => line.contains(text.as_str()),
-            Self::Matches(re) => re.is_match(line),
+        crate::etcdlog::lines(journal).any(|(raw, readable)| {
+            [raw, readable.as_ref()].iter().any(|line| match self {
+                Self::Contains(text) => line.contains(text.as_str()),
+                Self::Matches(re) => re.is_match(line),
+            })
         })
     }
 }

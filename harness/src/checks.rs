@@ -48,6 +48,9 @@ pub struct CheckResult {
     pub expected: Option<Expect>,
     /// Whether the expectation holds (an expected failure that did not happen does not hold).
     pub holds: bool,
+    /// False for an expectation that does not apply to the etcd version under test: it is shown
+    /// as such, and neither holds nor fails.
+    pub applies: bool,
     /// One line: what was observed.
     pub summary: String,
     /// Supporting lines (observed values, mismatches, evidence).
@@ -71,12 +74,21 @@ impl CheckResult {
         }
     }
 
+    /// An expectation that does not apply to the etcd version under test, and why.
+    pub fn not_applicable(name: &str, why: String) -> Self {
+        Self {
+            applies: false,
+            ..Self::observed(name, true, why, Vec::new())
+        }
+    }
+
     /// A result for an expectation the runner judged itself.
     pub fn observed(name: &str, holds: bool, summary: String, details: Vec<String>) -> Self {
         Self {
             name: name.to_owned(),
             expected: None,
             holds,
+            applies: true,
             summary,
             details,
             diagnosis: None,
@@ -100,6 +112,7 @@ impl CheckResult {
             name: name.to_owned(),
             expected: Some(expected),
             holds: passed == (expected == Expect::Pass),
+            applies: true,
             summary,
             details,
             diagnosis: None,
@@ -110,7 +123,11 @@ impl CheckResult {
 
 impl fmt::Display for CheckResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = if self.holds { "ok  " } else { "FAIL" };
+        let mark = match (self.applies, self.holds) {
+            (false, _) => "n.a.",
+            (true, true) => "ok  ",
+            (true, false) => "FAIL",
+        };
         let expectation = match self.expected {
             Some(Expect::Pass) => " (must pass)",
             Some(Expect::Fail) => " (must fail)",

@@ -209,6 +209,9 @@ pub struct Downloads {
     pub etcdutl: Option<PathBuf>,
     /// Where they came from, for the report ("Debian trixie: etcd-server 3.5.16-4, …").
     pub origin: String,
+    /// The version `etcd --version` reports on the host; `None` when it cannot say (a binary for
+    /// another architecture, say). Expectations that depend on the version are judged by it.
+    pub version: Option<semver::Version>,
 }
 
 impl Downloads {
@@ -231,6 +234,7 @@ impl Downloads {
             etcdctl: found("etcdctl")?,
             etcdutl: found("etcdutl").ok(),
             origin,
+            version: None,
         })
     }
 }
@@ -249,7 +253,8 @@ pub async fn fetch(source: &EtcdSource) -> Result<Downloads, DownloadsError> {
     if let Some(downloads) = FOUND.lock().ok().and_then(|f| known(&f)) {
         return Ok(downloads);
     }
-    let downloads = find(source).await?;
+    let mut downloads = find(source).await?;
+    downloads.version = version_of(&downloads.etcd).await;
     if let Ok(mut found) = FOUND.lock() {
         found.push((source.clone(), downloads.clone()));
     }
@@ -436,6 +441,29 @@ fn extract(bytes: &[u8], name: &str, into: Option<&Path>) -> Result<Vec<String>,
         found.push(binary);
     }
     Ok(found)
+}
+
+/// The version `etcd --version` prints (`etcd Version: 3.5.16`), if it runs here.
+async fn version_of(etcd: &Path) -> Option<semver::Version> {
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::process::Command::new(etcd)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn parse_version(printed: &str) -> Option<semver::Version> {
+    printed
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version:"))
+        .and_then(|v| semver::Version::parse(v.trim()).ok())
 }
 
 /// The newest glibc symbol version `binary` needs; `None` for a static binary.
@@ -627,6 +655,16 @@ mod tests {
         let source = EtcdSource::parse(dir.path().to_str().unwrap()).unwrap();
         let err = fetch(&source).await.unwrap_err().to_string();
         assert!(err.contains("`etcdctl`"), "{err}");
+    }
+
+    #[test]
+    fn the_version_is_read_from_etcds_own_words() {
+        let printed = "etcd Version: 3.5.16\nGit SHA: Not provided\nGo Version: go1.24.0\n";
+        assert_eq!(
+            parse_version(printed),
+            semver::Version::parse("3.5.16").ok()
+        );
+        assert_eq!(parse_version("Usage: etcd"), None);
     }
 
     #[test]

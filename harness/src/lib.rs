@@ -32,4 +32,5 @@ pub mod soak;
 pub mod steps;
 pub mod transcript;
 pub mod unit;
+pub mod versions;
 pub mod wait;

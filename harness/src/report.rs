@@ -31,6 +31,9 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
         report.etcd_origin
     )?;
     writeln!(out, "node:     {}", report.image)?;
+    if let Some(why) = &report.not_applicable {
+        return writeln!(out, "\nN/A: the scenario is {why}; nothing ran");
+    }
     writeln!(out, "\ntranscript:")?;
     write!(out, "{}", report.transcript)?;
     if let Some(failure) = &report.failure {
@@ -55,12 +58,19 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
         writeln!(out, "PKI and jumpbox: {}", kept.jumpbox.display())?;
         writeln!(out, "remove it with: docker rm -f {id}")?;
     }
-    let held = report.checks.iter().filter(|c| c.holds).count();
+    let applicable: Vec<_> = report.checks.iter().filter(|c| c.applies).collect();
+    let held = applicable.iter().filter(|c| c.holds).count();
+    let not_applicable = report.checks.len() - applicable.len();
     writeln!(
         out,
-        "\n{}: {held} of {} checks hold{}",
+        "\n{}: {held} of {} checks hold{}{}",
         if report.holds() { "PASS" } else { "FAIL" },
-        report.checks.len(),
+        applicable.len(),
+        if not_applicable > 0 {
+            format!(" ({not_applicable} not applicable to this etcd)")
+        } else {
+            String::new()
+        },
         if report.failure.is_some() {
             "; the bootstrap did not get etcd running"
         } else {

@@ -25,6 +25,8 @@ use crate::scenario::{ExpectStep, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
 use crate::unit::{self, UnitError};
+use crate::versions::{self, EtcdReq};
+use semver::Version;
 
 /// How long the unit gets to become active after the bootstrap (systemd's own start timeout is 90 s;
 /// a crash loop or failure ends the wait at once).
@@ -174,6 +176,8 @@ pub struct Report {
     pub description: String,
     /// `etcd --version` as the node reports it.
     pub etcd_version: Option<String>,
+    /// Why the scenario does not apply to the etcd under test, when it does not (nothing ran).
+    pub not_applicable: Option<String>,
     /// Where the binaries came from.
     pub etcd_origin: String,
     /// The node image.
@@ -193,9 +197,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// True when every expectation of the scenario held.
+    /// True when every expectation of the scenario held (or the scenario does not apply to this
+    /// etcd, which the report says).
     pub fn holds(&self) -> bool {
-        self.failure.is_none() && !self.checks.is_empty() && self.checks.iter().all(|c| c.holds)
+        self.not_applicable.is_some()
+            || (self.failure.is_none()
+                && !self.checks.is_empty()
+                && self.checks.iter().all(|c| c.holds))
     }
 }
 
@@ -228,6 +236,25 @@ pub async fn run(
 ) -> Result<Report, RunError> {
     let mut watch = Stopwatch::start();
     let downloads = downloads::fetch(&options.etcd).await?;
+    let version = downloads.version.clone();
+    let mut report = Report {
+        scenario: scenario.name.clone(),
+        description: scenario.description.clone(),
+        etcd_version: version.as_ref().map(|v| v.to_string()),
+        not_applicable: None,
+        etcd_origin: downloads.origin.clone(),
+        image: harness.image.reference(),
+        transcript: Transcript::default(),
+        failure: None,
+        diagnosis: None,
+        checks: Vec::new(),
+        kept: None,
+        timings: Vec::new(),
+    };
+    if !versions::applies(scenario.etcd.as_ref(), version.as_ref()) {
+        report.not_applicable = Some(not_for(scenario.etcd.as_ref(), version.as_ref()));
+        return Ok(report);
+    }
     let pki = Pki::issue_with(scenario.pki.server)?;
     let client_tls = client_tls(scenario, &pki)?;
     let jumpbox = jumpbox(&harness.run_dir, &pki, &downloads, &scenario.unit_file)?;
@@ -240,24 +267,12 @@ pub async fn run(
     let node = Node::start(&harness.engine, &harness.labels, &spec).await?;
     watch.lap(Phase::NodeBoot);
 
-    let mut report = Report {
-        scenario: scenario.name.clone(),
-        description: scenario.description.clone(),
-        etcd_version: None,
-        etcd_origin: downloads.origin.clone(),
-        image: harness.image.reference(),
-        transcript: Transcript::default(),
-        failure: None,
-        diagnosis: None,
-        checks: Vec::new(),
-        kept: None,
-        timings: Vec::new(),
-    };
     exercise(
         &node,
         scenario,
         jumpbox.path(),
         client_tls.as_ref(),
+        version.as_ref(),
         &mut report,
         &mut watch,
     )
@@ -284,6 +299,7 @@ async fn exercise(
     scenario: &Scenario,
     jumpbox: &Path,
     client_tls: Option<&ClientTls>,
+    version: Option<&Version>,
     report: &mut Report,
     watch: &mut Stopwatch,
 ) -> Result<(), RunError> {
@@ -297,7 +313,7 @@ async fn exercise(
     watch.lap(Phase::Bootstrap);
     report.etcd_version = etcd_version(node).await?;
 
-    let mut results = step_expectations(scenario, &report.transcript);
+    let mut results = step_expectations(scenario, &report.transcript, version);
     let mut active = None;
     if completed {
         active = observe_unit(node, false).await?;
@@ -337,7 +353,17 @@ async fn exercise(
         report.failure = Some("etcd.service did not become active".to_owned());
     }
     let active_since = Instant::now();
-    results.extend(run_checks(node, scenario, client_tls, active.as_ref(), active_since).await?);
+    results.extend(
+        run_checks(
+            node,
+            scenario,
+            client_tls,
+            active.as_ref(),
+            active_since,
+            version,
+        )
+        .await?,
+    );
     if let Some(marker) = marker {
         results.push(check_marker(node, &scenario.member, client_tls, marker).await);
     }
@@ -348,7 +374,13 @@ async fn exercise(
 
     let journal = unit::journal(node, since).await?;
     results.extend(unit_expectations(scenario, &unit::state(node).await?));
-    results.extend(scenario.journal.iter().map(|pattern| {
+    results.extend(scenario.journal.iter().map(|(pattern, etcd)| {
+        if !versions::applies(etcd.as_ref(), version) {
+            return CheckResult::not_applicable(
+                &pattern.to_string(),
+                not_for(etcd.as_ref(), version),
+            );
+        }
         let found = pattern.found_in(&journal);
         CheckResult::observed(
             &pattern.to_string(),
@@ -388,6 +420,15 @@ async fn exercise(
     }
     report.checks = results;
     Ok(())
+}
+
+/// Why something with requirement `req` does not apply to `version`.
+fn not_for(req: Option<&EtcdReq>, version: Option<&Version>) -> String {
+    let req = req.map_or_else(String::new, |r| r.to_string());
+    match version {
+        Some(version) => format!("not applicable: for etcd {req}, and this is {version}"),
+        None => format!("not applicable: for etcd {req}, and etcd did not say its version"),
+    }
 }
 
 /// The identity and trust the harness's client uses, or `None` for plain http.
@@ -479,13 +520,24 @@ async fn bootstrap(
 
 /// Each step must exit as the scenario says (0 unless named); a step that did not run fails its
 /// expectation.
-fn step_expectations(scenario: &Scenario, transcript: &Transcript) -> Vec<CheckResult> {
+fn step_expectations(
+    scenario: &Scenario,
+    transcript: &Transcript,
+    version: Option<&Version>,
+) -> Vec<CheckResult> {
     let mut results = Vec::new();
     for step in &scenario.bootstrap.steps {
         let want = scenario
             .expect_steps
             .iter()
             .find(|e| step.name.starts_with(e.step.as_str()));
+        if let Some(want) = want.filter(|e| !versions::applies(e.etcd.as_ref(), version)) {
+            results.push(CheckResult::not_applicable(
+                &format!("{} exits {}", step.name, want.exit_code),
+                not_for(want.etcd.as_ref(), version),
+            ));
+            continue;
+        }
         let code = want.map(|e| e.exit_code).unwrap_or(0);
         let ran = transcript.entries().iter().find(|e| e.step == step.name);
         let (holds, summary) = match (ran, want) {
@@ -674,6 +726,7 @@ async fn run_checks(
     tls: Option<&ClientTls>,
     active: Option<&unit::UnitState>,
     active_since: Instant,
+    version: Option<&Version>,
 ) -> Result<Vec<CheckResult>, RunError> {
     let member = &scenario.member;
     let expect = &scenario.checks;
@@ -694,22 +747,37 @@ async fn run_checks(
     }
     // The seed's commands are independent reads: run them side by side, so one that must time out
     // (etcdctl waits 5 s) does not delay the others.
+    let (applicable, not): (Vec<_>, Vec<_>) = scenario
+        .seed_commands
+        .iter()
+        .partition(|c| versions::applies(c.etcd.as_ref(), version));
     let seed = futures_util::future::join_all(
-        scenario
-            .seed_commands
-            .iter()
+        applicable
+            .into_iter()
             .map(|command| checks::seed_command(node, command)),
     )
     .await;
     results.extend(seed);
+    results.extend(
+        not.into_iter()
+            .map(|c| CheckResult::not_applicable(&c.run, not_for(c.etcd.as_ref(), version))),
+    );
     // Last, so the settle window spans all the work above: a unit that died meanwhile is caught.
     if let Some(want) = expect.health {
         results
             .push(checks::health(client_ref(&mut client), want, node, active, active_since).await);
     }
+    let error = expect.error.as_ref().map(|e| e.for_version(version));
     for result in &mut results {
         if result.entry.is_none() {
-            result.expect_error(expect.error.as_deref());
+            match error {
+                Some(None) => result.details.push(format!(
+                    "the scenario names no error text for etcd {}: not judged",
+                    version.map_or("of unknown version".to_owned(), |v| v.to_string())
+                )),
+                Some(text) => result.expect_error(text),
+                None => {}
+            }
         }
     }
     Ok(results)

@@ -15,6 +15,7 @@ use crate::faults::{Action, At, Fault};
 use crate::names::by_name;
 use crate::pki::{ClientCert, ServerCert};
 use crate::steps::{Bootstrap, StepsError};
+use crate::versions::{EtcdReq, Versioned};
 
 /// Errors reading a scenario file.
 #[derive(Debug, thiserror::Error)]
@@ -107,8 +108,8 @@ pub struct Checks {
     pub health: Option<Expect>,
     /// `/registry/` keys written as an API server would can be read back by prefix.
     pub registry: Option<Expect>,
-    /// Text every check that must fail has to fail with (the client's error).
-    pub error: Option<String>,
+    /// Text every check that must fail has to fail with (the client's error), or per version.
+    pub error: Option<Versioned>,
     /// The identity the harness's client presents.
     #[serde(default)]
     pub client_cert: ClientCert,
@@ -131,6 +132,8 @@ pub struct ExpectStep {
     pub exit_code: i64,
     /// Text its output (stdout and stderr) must contain.
     pub output: Option<String>,
+    /// The etcd versions this expectation applies to.
+    pub etcd: Option<EtcdReq>,
 }
 
 /// What etcd.service's state must be at the end of the run (`systemctl show`).
@@ -155,6 +158,8 @@ pub struct ExpectJournal {
     pub contains: Option<String>,
     /// A regular expression a line must match.
     pub matches: Option<String>,
+    /// The etcd versions this expectation applies to.
+    pub etcd: Option<EtcdReq>,
 }
 
 /// The server-side faults of the PKI.
@@ -275,12 +280,17 @@ pub struct SeedCommand {
     /// For an expected failure: the cause the diagnosis must name.
     #[serde(default)]
     pub cause: Option<Cause>,
+    /// The etcd versions this command's expectation applies to.
+    #[serde(default)]
+    pub etcd: Option<EtcdReq>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
     description: String,
+    #[serde(default)]
+    etcd: Option<EtcdReq>,
     unit: Spanned<PathBuf>,
     #[serde(default = "default_steps")]
     steps: Spanned<PathBuf>,
@@ -317,6 +327,8 @@ pub struct Scenario {
     pub file: PathBuf,
     /// One line saying what it shows.
     pub description: String,
+    /// The etcd versions the scenario applies to (all when `None`).
+    pub etcd: Option<EtcdReq>,
     /// The unit file installed as `etcd.service`.
     pub unit_file: PathBuf,
     /// The bootstrap's steps.
@@ -335,8 +347,8 @@ pub struct Scenario {
     pub expect_steps: Vec<ExpectStep>,
     /// etcd.service's state at the end.
     pub expect_unit: Option<ExpectUnit>,
-    /// Journal lines that must appear.
-    pub journal: Vec<JournalPattern>,
+    /// Journal lines that must appear, each for the etcd versions it names.
+    pub journal: Vec<(JournalPattern, Option<EtcdReq>)>,
     /// The cause the diagnosis of the run must name.
     pub diagnosis: Option<Cause>,
     /// Keys written once etcd is up must still be there at the end.
@@ -537,13 +549,18 @@ impl Scenario {
                 ExpectJournal {
                     contains: Some(text),
                     matches: None,
-                } => JournalPattern::Contains(text),
+                    etcd,
+                } => (JournalPattern::Contains(text), etcd),
                 ExpectJournal {
                     contains: None,
                     matches: Some(expr),
-                } => JournalPattern::Matches(
-                    regex::Regex::new(&expr)
-                        .map_err(|e| invalid(span.clone(), "journal.matches", e.to_string()))?,
+                    etcd,
+                } => (
+                    JournalPattern::Matches(
+                        regex::Regex::new(&expr)
+                            .map_err(|e| invalid(span.clone(), "journal.matches", e.to_string()))?,
+                    ),
+                    etcd,
                 ),
                 _ => {
                     return Err(invalid(
@@ -562,6 +579,7 @@ impl Scenario {
                 .unwrap_or_default(),
             file: file.to_owned(),
             description: raw.description,
+            etcd: raw.etcd,
             unit_file,
             bootstrap,
             member,

@@ -815,8 +815,8 @@ cause = "tls-plain-http"
             }]
         );
         assert_eq!(scenario.expect_steps[0].exit_code, 1);
-        assert!(scenario.journal[0].found_in("listen: bind: address already in use"));
-        assert!(!scenario.journal[0].found_in("listening"));
+        assert!(scenario.journal[0].0.found_in("listen: bind: address already in use"));
+        assert!(!scenario.journal[0].0.found_in("listening"));
     }
 
     #[test]

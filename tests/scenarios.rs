@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use etcd_harness::downloads::EtcdSource;
 use etcd_harness::report;
 use etcd_harness::runner::{self, Harness, RunOptions};
 use etcd_harness::scenario::Scenario;
@@ -25,7 +26,12 @@ async fn scenario_expectations_hold(
 ) {
     let harness = harness.await;
     let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    let report = runner::run(&harness, &scenario, &RunOptions::default())
+    let options = RunOptions {
+        // `ETCD_HARNESS_ETCD=debian:trixie cargo test` runs the catalogue on another etcd.
+        etcd: EtcdSource::from_env().unwrap_or_else(|e| panic!("{e}")),
+        keep: false,
+    };
+    let report = runner::run(&harness, &scenario, &options)
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", scenario.name));
     let rendered = report::render(&report);

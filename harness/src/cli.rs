@@ -15,7 +15,7 @@ use crate::node::NodeHandle;
 use crate::runner::{self, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::transcript::Transcript;
-use crate::{bench, diagnose, engine, image, report, soak};
+use crate::{bench, diagnose, engine, image, matrix, report, soak};
 
 /// Boot real etcd the way the tutorial does, in a throwaway systemd node, and prove it works.
 #[derive(Parser)]
@@ -73,6 +73,17 @@ enum Command {
         latest: f64,
         #[command(flatten)]
         common: Common,
+    },
+    /// Run scenarios on several etcd versions and print one table: scenario rows, version columns.
+    Matrix {
+        /// The scenarios (names or files; default: every one in the scenarios directory).
+        scenarios: Vec<String>,
+        /// An etcd source, once per column (default: debian:bookworm, debian:trixie, debian:sid).
+        #[arg(long = "etcd")]
+        etcd: Vec<String>,
+        /// Directory holding scenario files.
+        #[arg(long = "scenarios", env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
+        dir: PathBuf,
     },
     /// Diagnose a node kept with `run --keep`: the seed's troubleshooting commands and the cause.
     Diagnose {
@@ -304,6 +315,41 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             let report = soak::run(&options, &mut progress).await?;
             emit(&report.to_string())?;
             Ok(report.clean())
+        }
+        Command::Matrix {
+            scenarios,
+            etcd,
+            dir,
+        } => {
+            let files = if scenarios.is_empty() {
+                scenario::discover(&dir)?
+            } else {
+                scenarios
+                    .iter()
+                    .map(|s| resolve(s, &dir))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let scenarios = files
+                .iter()
+                .map(|f| Scenario::load(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let etcd = if etcd.is_empty() {
+                ["debian:bookworm", "debian:trixie", "debian:sid"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                etcd
+            };
+            let mut sources = Vec::new();
+            for arg in &etcd {
+                let source = EtcdSource::parse(arg)?;
+                downloads::fetch(&source).await?;
+                sources.push(source);
+            }
+            let harness = Harness::prepare(&mut progress).await?;
+            let matrix = matrix::run(&harness, &scenarios, &sources, &mut progress).await?;
+            emit(&matrix.to_string())?;
+            Ok(matrix.holds())
         }
         Command::Diagnose { node } => {
             let engine = engine::Engine::connect().await?;

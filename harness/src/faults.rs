@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{EngineError, UploadFile};
 use crate::node::{NodeError, NodeHandle};
-use crate::steps::{self, RunStepError, Step};
+use crate::steps::{self, Bootstrap, RunStepError, Step};
 use crate::transcript::{Entry, Host, Transcript};
 use crate::wait::{poll_until, Probe, Timeout};
 
@@ -60,6 +60,9 @@ pub enum Action {
     Reboot,
     /// Runs the whole bootstrap again.
     RerunBootstrap,
+    /// Runs the steps of another steps file (day-2 work: a snapshot, an upgrade), each recorded
+    /// under its own name; a failing step does not stop the next.
+    Steps(Bootstrap),
 }
 
 /// A fault at a point.
@@ -155,6 +158,12 @@ pub async fn apply(
                     step: format!("{AGAIN}{}", entry.step),
                     ..entry
                 });
+            }
+            return Ok(());
+        }
+        Action::Steps(more) => {
+            for step in &more.steps {
+                transcript.push(steps::run_one(step, node, jumpbox).await?);
             }
             return Ok(());
         }

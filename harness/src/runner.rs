@@ -257,7 +257,17 @@ pub async fn run(
     }
     let pki = Pki::issue_with(scenario.pki.server)?;
     let client_tls = client_tls(scenario, &pki)?;
-    let jumpbox = jumpbox(&harness.run_dir, &pki, &downloads, &scenario.unit_file)?;
+    let second = match &scenario.second_etcd {
+        Some(source) => Some(downloads::fetch(source).await?),
+        None => None,
+    };
+    let jumpbox = jumpbox(
+        &harness.run_dir,
+        &pki,
+        &downloads,
+        second.as_ref(),
+        &scenario.unit_file,
+    )?;
     watch.lap(Phase::Prepare);
 
     let spec = NodeSpec {
@@ -266,6 +276,9 @@ pub async fn run(
     };
     let node = Node::start(&harness.engine, &harness.labels, &spec).await?;
     watch.lap(Phase::NodeBoot);
+    if let Some(etcdutl) = &downloads.etcdutl {
+        place_etcdutl(&node, etcdutl, &mut report.transcript).await?;
+    }
 
     exercise(
         &node,
@@ -313,7 +326,7 @@ async fn exercise(
     watch.lap(Phase::Bootstrap);
     report.etcd_version = etcd_version(node).await?;
 
-    let mut results = step_expectations(scenario, &report.transcript, version);
+    let mut results = Vec::new();
     let mut active = None;
     if completed {
         active = observe_unit(node, false).await?;
@@ -342,6 +355,8 @@ async fn exercise(
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
         active = observe_unit(node, true).await?;
     }
+    // Judged once every step has run: the bootstrap's and those the faults ran.
+    results.extend(step_expectations(scenario, &report.transcript, version));
     if scenario
         .faults
         .iter()
@@ -479,6 +494,35 @@ async fn place_client_identity(
     Ok(())
 }
 
+/// Puts `etcdutl` (etcd 3.5+; on 3.6 `snapshot restore` lives only there) beside where the seed
+/// installs etcd and etcdctl, so day-2 steps find it.
+async fn place_etcdutl(
+    node: &NodeHandle,
+    etcdutl: &Path,
+    transcript: &mut Transcript,
+) -> Result<(), RunError> {
+    let start = Instant::now();
+    let content = std::fs::read(etcdutl).map_err(|source| RunError::Jumpbox {
+        path: etcdutl.to_owned(),
+        source,
+    })?;
+    let file = UploadFile {
+        name: "etcdutl".into(),
+        content,
+        mode: 0o755,
+    };
+    node.engine()
+        .upload(node.id(), "/usr/local/bin", &[file])
+        .await?;
+    transcript.push(Entry::done(
+        "Harness: etcdutl",
+        Host::Jumpbox,
+        "place etcdutl in /usr/local/bin (the seed installs only etcd and etcdctl)",
+        start.elapsed(),
+    ));
+    Ok(())
+}
+
 /// Where faulty client material goes in the node.
 pub const FAULTY_DIR: &str = "/root/faulty";
 
@@ -526,7 +570,7 @@ fn step_expectations(
     version: Option<&Version>,
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    for step in &scenario.bootstrap.steps {
+    for step in scenario.all_steps() {
         let want = scenario
             .expect_steps
             .iter()
@@ -813,10 +857,12 @@ async fn etcd_version(node: &NodeHandle) -> Result<Option<String>, EngineError> 
 
 /// Lays out the jumpbox as the tutorial has it: the earlier sections' certificates, `downloads/` and
 /// `units/etcd.service` (the scenario's unit file, whatever its name).
+/// A second etcd, when the scenario names one (an upgrade, a downgrade), goes to `downloads/second/`.
 fn jumpbox(
     run_dir: &RunDir,
     pki: &Pki,
     downloads: &Downloads,
+    second: Option<&Downloads>,
     unit_file: &Path,
 ) -> Result<tempfile::TempDir, RunError> {
     let dir = run_dir.jumpbox()?;
@@ -826,10 +872,15 @@ fn jumpbox(
         let path = path.to_owned();
         move |source| RunError::Jumpbox { path, source }
     };
-    for (sub, binary) in [
+    let mut binaries = vec![
         ("controller", &downloads.etcd),
         ("client", &downloads.etcdctl),
-    ] {
+    ];
+    if let Some(second) = second {
+        binaries.extend([("second", &second.etcd), ("second", &second.etcdctl)]);
+        binaries.extend(second.etcdutl.iter().map(|etcdutl| ("second", etcdutl)));
+    }
+    for (sub, binary) in binaries {
         let target_dir = root.join("downloads").join(sub);
         std::fs::create_dir_all(&target_dir).map_err(io(&target_dir))?;
         let name = binary.file_name().unwrap_or_default();

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diagnose::Cause;
+use crate::downloads::EtcdSource;
 use crate::faults::{Action, At, Fault};
 use crate::names::by_name;
 use crate::pki::{ClientCert, ServerCert};
@@ -184,6 +185,7 @@ struct RawFault {
     chown: Option<RawChown>,
     reboot: Option<bool>,
     rerun_bootstrap: Option<bool>,
+    steps: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,8 +211,13 @@ struct RawChown {
 
 impl RawFault {
     /// The one action this fault names, or the names of all it names (an error unless exactly one).
-    fn action(self) -> Result<Action, Vec<&'static str>> {
+    /// A steps file is read relative to `dir`.
+    fn action(self, dir: &Path) -> Result<Action, FaultProblem> {
         let mut actions: Vec<(&'static str, Action)> = Vec::new();
+        if let Some(file) = self.steps {
+            let steps = Bootstrap::load(&dir.join(file)).map_err(FaultProblem::Steps)?;
+            actions.push(("steps", Action::Steps(steps)));
+        }
         if let Some(script) = self.run {
             actions.push(("run", Action::Run(script)));
         }
@@ -256,9 +263,19 @@ impl RawFault {
         if actions.len() == 1 {
             Ok(actions.remove(0).1)
         } else {
-            Err(actions.into_iter().map(|(name, _)| name).collect())
+            Err(FaultProblem::Actions(
+                actions.into_iter().map(|(name, _)| name).collect(),
+            ))
         }
     }
+}
+
+/// What is wrong with a fault's action.
+enum FaultProblem {
+    /// Not exactly one action: the names of those given.
+    Actions(Vec<&'static str>),
+    /// Its steps file cannot be used.
+    Steps(StepsError),
 }
 
 /// One of the seed's commands, run verbatim in the node, with what it must print.
@@ -291,6 +308,8 @@ struct RawScenario {
     description: String,
     #[serde(default)]
     etcd: Option<EtcdReq>,
+    #[serde(default)]
+    second_etcd: Option<Spanned<String>>,
     unit: Spanned<PathBuf>,
     #[serde(default = "default_steps")]
     steps: Spanned<PathBuf>,
@@ -329,6 +348,9 @@ pub struct Scenario {
     pub description: String,
     /// The etcd versions the scenario applies to (all when `None`).
     pub etcd: Option<EtcdReq>,
+    /// A second etcd the scenario's steps switch to (an upgrade or a downgrade), laid out on the
+    /// jumpbox as `downloads/second/`.
+    pub second_etcd: Option<EtcdSource>,
     /// The unit file installed as `etcd.service`.
     pub unit_file: PathBuf,
     /// The bootstrap's steps.
@@ -353,6 +375,19 @@ pub struct Scenario {
     pub diagnosis: Option<Cause>,
     /// Keys written once etcd is up must still be there at the end.
     pub keys_survive: bool,
+}
+
+impl Scenario {
+    /// Every step the scenario runs: the bootstrap's, then those of steps files its faults run.
+    pub fn all_steps(&self) -> impl Iterator<Item = &crate::steps::Step> {
+        self.bootstrap
+            .steps
+            .iter()
+            .chain(self.faults.iter().flat_map(|f| match &f.action {
+                Action::Steps(more) => more.steps.as_slice(),
+                _ => &[],
+            }))
+    }
 }
 
 /// A journal expectation, compiled.
@@ -474,6 +509,13 @@ impl Scenario {
             }
             seed_commands.push(command);
         }
+        let second_etcd = match raw.second_etcd {
+            Some(spanned) => Some(
+                EtcdSource::parse(spanned.get_ref())
+                    .map_err(|e| invalid(spanned.span(), "second_etcd", e.to_string()))?,
+            ),
+            None => None,
+        };
         let bootstrap = Bootstrap::load(&steps_file)?;
         let step_named = |prefix: &str| bootstrap.steps.iter().any(|s| s.name.starts_with(prefix));
         let mut faults = Vec::new();
@@ -504,18 +546,22 @@ impl Scenario {
                     ));
                 }
             }
-            let action =
-                fault.action().map_err(|named| {
-                    invalid(
-                        span.clone(),
-                        "fault",
-                        format!(
+            let action = fault.action(dir).map_err(|problem| match problem {
+                FaultProblem::Steps(e) => ScenarioError::Steps(e),
+                FaultProblem::Actions(named) => invalid(
+                    span.clone(),
+                    "fault",
+                    format!(
                         "name exactly one action (run, edit_unit, skip, hold_port, chmod, chown, \
-                         reboot, rerun_bootstrap); found {}",
-                        if named.is_empty() { "none".to_owned() } else { named.join(", ") }
+                         reboot, rerun_bootstrap, steps); found {}",
+                        if named.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            named.join(", ")
+                        }
                     ),
-                    )
-                })?;
+                ),
+            })?;
             if action == Action::Skip && !matches!(at, At::Before(_)) {
                 return Err(invalid(
                     span,
@@ -529,7 +575,11 @@ impl Scenario {
         for spanned in raw.expect_step {
             let span = spanned.span();
             let expect = spanned.into_inner();
-            if !step_named(&expect.step) {
+            let in_faults = faults.iter().any(|f: &Fault| match &f.action {
+                Action::Steps(more) => more.steps.iter().any(|s| s.name.starts_with(&expect.step)),
+                _ => false,
+            });
+            if !step_named(&expect.step) && !in_faults {
                 return Err(invalid(
                     span,
                     "expect_step.step",
@@ -580,6 +630,7 @@ impl Scenario {
             file: file.to_owned(),
             description: raw.description,
             etcd: raw.etcd,
+            second_etcd,
             unit_file,
             bootstrap,
             member,
@@ -815,7 +866,9 @@ cause = "tls-plain-http"
             }]
         );
         assert_eq!(scenario.expect_steps[0].exit_code, 1);
-        assert!(scenario.journal[0].0.found_in("listen: bind: address already in use"));
+        assert!(scenario.journal[0]
+            .0
+            .found_in("listen: bind: address already in use"));
         assert!(!scenario.journal[0].0.found_in("listening"));
     }
 

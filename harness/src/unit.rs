@@ -149,22 +149,27 @@ pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
 }
 
 /// Waits until the unit is `active`; fails as soon as it is failed or crash-looping — unless
-/// `through_restarts`, when a unit in `auto-restart` (killed on purpose) is waited for.
+/// `through_restarts`, when a unit in `auto-restart` (killed on purpose) is waited for through one
+/// restart: failing again after it is a crash loop.
 pub async fn wait_active(
     node: &NodeHandle,
     timeout: Duration,
     through_restarts: bool,
 ) -> Result<UnitState, UnitError> {
+    let first_restarts = std::cell::Cell::new(None);
     let waited = poll_until(
         "etcd.service to be active",
         timeout,
         Duration::from_millis(100),
         || async {
             let state = state(node).await?;
+            let first = first_restarts.get().unwrap_or(state.restarts);
+            first_restarts.set(Some(first));
+            let waiting_out_a_restart =
+                through_restarts && state.sub_state == "auto-restart" && state.restarts <= first;
             if state.active == ActiveState::Active {
                 Ok(Probe::Ready(state))
-            } else if state.has_failed() && !(through_restarts && state.sub_state == "auto-restart")
-            {
+            } else if state.has_failed() && !waiting_out_a_restart {
                 Err(UnitError::Failed { state })
             } else {
                 Ok(Probe::Pending(state.to_string()))

@@ -331,3 +331,43 @@ async fn a_relative_etcd_directory_works() {
         "an absolute origin: {stdout}"
     );
 }
+
+#[test]
+fn the_matrix_prints_scenarios_by_version_with_not_applicable_cells() {
+    let out = harness(
+        &[
+            "matrix",
+            "tutorial-as-written",
+            "upgrade-3.4-to-3.5",
+            "--etcd",
+            "debian:bookworm",
+            "--etcd",
+            "debian:trixie",
+        ],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name}:\n{stdout}"))
+            .split('|')
+            .map(|cell| cell.trim().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let header = row("scenario");
+    assert!(header[1].starts_with("debian:bookworm (3.4."), "{stdout}");
+    assert!(header[2].starts_with("debian:trixie (3.5."), "{stdout}");
+    assert_eq!(
+        row("tutorial-as-written")[1..],
+        ["pass", "pass"],
+        "{stdout}"
+    );
+    assert_eq!(row("upgrade-3.4-to-3.5")[1..], ["pass", "n.a."], "{stdout}");
+    assert!(
+        stdout.contains("PASS: 3 pass, 0 fail, 1 n.a. of 4 runs"),
+        "{stdout}"
+    );
+}

@@ -237,3 +237,22 @@ fn an_unknown_debian_suite_exits_2_naming_it_and_the_remedy() {
     assert!(err.contains("Debian suite `nosuchsuite`"), "{err}");
     assert!(err.contains("remedy: name a suite"), "{err}");
 }
+
+#[test]
+fn a_debian_suite_without_etcd_exits_2_naming_the_package_and_the_remedy() {
+    // bookworm-updates carries only the few packages updated since the release: no etcd.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["run", "tutorial-tls", "--etcd", "debian:bookworm-updates"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("failed to download `etcd-server` from Debian bookworm-updates"),
+        "{err}"
+    );
+    assert!(
+        err.contains("remedy: this suite does not ship etcd"),
+        "{err}"
+    );
+}

@@ -62,15 +62,20 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// Narrows an expected failure: its summary or details must contain `error`.
-    pub fn expect_error(&mut self, error: Option<&str>) {
-        let Some(error) = error else { return };
+    /// Narrows an expected failure: its summary or details must contain one of `errors`.
+    pub fn expect_error(&mut self, errors: &[String]) {
+        if errors.is_empty() {
+            return;
+        }
         let failed_as_expected = self.expected == Some(Expect::Fail) && self.holds;
         let text = format!("{}\n{}", self.summary, self.details.join("\n"));
-        if failed_as_expected && !text.contains(error) {
+        if failed_as_expected && !errors.iter().any(|e| text.contains(e.as_str())) {
             self.holds = false;
-            self.details
-                .push(format!("expected the failure to mention `{error}`"));
+            let quoted: Vec<String> = errors.iter().map(|e| format!("`{e}`")).collect();
+            self.details.push(format!(
+                "expected the failure to mention {}",
+                quoted.join(" or ")
+            ));
         }
     }
 

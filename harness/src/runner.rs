@@ -819,7 +819,7 @@ async fn run_checks(
                     "the scenario names no error text for etcd {}: not judged",
                     version.map_or("of unknown version".to_owned(), |v| v.to_string())
                 )),
-                Some(text) => result.expect_error(text),
+                Some(Some(texts)) => result.expect_error(texts),
                 None => {}
             }
         }

@@ -8,7 +8,7 @@
 use std::fmt;
 
 use semver::{Version, VersionReq};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 /// A requirement on the etcd version, as a scenario writes it (`">=3.5"`, `"<3.5"`, `"~3.5.16"`).
@@ -60,24 +60,42 @@ pub fn applies(req: Option<&EtcdReq>, version: Option<&Version>) -> bool {
     }
 }
 
-/// Text that is the same on every version, or differs by version.
+/// Text that is the same on every version, or differs by version; each is one text or a list of
+/// texts any of which will do (a symptom that shows one of several ways, all measured).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Versioned {
     /// The same on every version.
-    Always(String),
+    Always(Vec<String>),
     /// Per requirement; the first that the version meets applies.
-    ByVersion(Vec<(EtcdReq, String)>),
+    ByVersion(Vec<(EtcdReq, Vec<String>)>),
 }
 
 impl Versioned {
-    /// The text for `version`; `None` when no requirement applies.
-    pub fn for_version(&self, version: Option<&Version>) -> Option<&str> {
+    /// The texts for `version`; `None` when no requirement applies.
+    pub fn for_version(&self, version: Option<&Version>) -> Option<&[String]> {
         match self {
-            Self::Always(text) => Some(text),
+            Self::Always(texts) => Some(texts),
             Self::ByVersion(alternatives) => alternatives
                 .iter()
                 .find(|(req, _)| applies(Some(req), version))
-                .map(|(_, text)| text.as_str()),
+                .map(|(_, texts)| texts.as_slice()),
+        }
+    }
+}
+
+/// One text, or a list of texts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for Vec<String> {
+    fn from(texts: OneOrMany) -> Self {
+        match texts {
+            OneOrMany::One(text) => vec![text],
+            OneOrMany::Many(texts) => texts,
         }
     }
 }
@@ -91,19 +109,30 @@ impl<'de> Deserialize<'de> for Versioned {
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a text, or a table of etcd version requirements to texts \
-                     (`{ \"<3.5\" = \"…\", \">=3.5\" = \"…\" }`)",
+                    "a text, a list of texts (any of them), or a table of etcd version \
+                     requirements to those (`{ \"<3.5\" = \"…\", \">=3.5\" = \"…\" }`)",
                 )
             }
 
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Versioned, E> {
-                Ok(Versioned::Always(text.to_owned()))
+                Ok(Versioned::Always(vec![text.to_owned()]))
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Versioned, S::Error> {
+                let mut texts = Vec::new();
+                while let Some(text) = seq.next_element::<String>()? {
+                    texts.push(text);
+                }
+                Ok(Versioned::Always(texts))
             }
 
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Versioned, M::Error> {
                 let mut alternatives = Vec::new();
-                while let Some((req, text)) = map.next_entry::<String, String>()? {
-                    alternatives.push((EtcdReq::parse(&req).map_err(de::Error::custom)?, text));
+                while let Some((req, texts)) = map.next_entry::<String, OneOrMany>()? {
+                    alternatives.push((
+                        EtcdReq::parse(&req).map_err(de::Error::custom)?,
+                        texts.into(),
+                    ));
                 }
                 if alternatives.is_empty() {
                     return Err(de::Error::custom("an empty table names no version"));
@@ -138,11 +167,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             doc.error.for_version(Some(&v("3.4.23"))),
-            Some("BadCertificate")
+            Some(&["BadCertificate".to_owned()][..])
         );
         assert_eq!(
             doc.error.for_version(Some(&v("3.5.16"))),
-            Some("CertificateRequired")
+            Some(&["CertificateRequired".to_owned()][..])
         );
         assert_eq!(
             doc.error.for_version(None),
@@ -159,7 +188,12 @@ mod tests {
         let doc: Doc = toml::from_str("error = \"context deadline exceeded\"").unwrap();
         assert_eq!(
             doc.error.for_version(None),
-            Some("context deadline exceeded")
+            Some(&["context deadline exceeded".to_owned()][..])
+        );
+        let doc: Doc = toml::from_str("error = { \"<3.5\" = [\"a\", \"b\"] }").unwrap();
+        assert_eq!(
+            doc.error.for_version(Some(&v("3.4.0"))),
+            Some(&["a".to_owned(), "b".to_owned()][..])
         );
     }
 

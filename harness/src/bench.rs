@@ -18,7 +18,8 @@ use crate::engine::short;
 use crate::forward::Forward;
 use crate::image;
 use crate::node::{Node, NodeError, NodeSpec};
-use crate::runner::{self, Harness, Phase, RunError, RunOptions};
+use crate::report::{Phase, Report};
+use crate::runner::{self, Harness, RunError, RunOptions};
 use crate::scenario::{Expect, Scenario};
 use crate::wait::{poll_until, Probe};
 
@@ -192,7 +193,7 @@ pub async fn run(
     if !catalogue.is_empty() {
         progress(&format!("catalogue: {} scenarios", catalogue.len()));
         let start = Instant::now();
-        let reports: Vec<Result<runner::Report, RunError>> = futures_util::stream::iter(
+        let reports: Vec<Result<Report, RunError>> = futures_util::stream::iter(
             catalogue.iter().map(|s| runner::run(&harness, s, &options)),
         )
         .buffer_unordered(CATALOGUE_PARALLELISM)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{EngineError, UploadFile};
 use crate::node::{NodeError, NodeHandle};
 use crate::steps::{self, Bootstrap, RunStepError, Step};
-use crate::transcript::{Entry, Host, Transcript};
+use crate::transcript::{Entry, Host, Origin, Transcript};
 use crate::wait::{poll_until, Probe, Timeout};
 
 /// Where a fault is injected.
@@ -106,9 +106,6 @@ pub enum FaultError {
     Hold(Timeout),
 }
 
-/// How the steps of a second bootstrap are named in the transcript.
-pub const AGAIN: &str = "Again: ";
-
 /// The unit file's place before and after step 4.
 const UNIT_PATHS: [&str; 2] = ["/etc/systemd/system/etcd.service", "/root/etcd.service"];
 
@@ -155,7 +152,7 @@ pub async fn apply(
             for step in bootstrap {
                 let entry = steps::run_one(step, node, jumpbox).await?;
                 transcript.push(Entry {
-                    step: format!("{AGAIN}{}", entry.step),
+                    origin: Origin::Rerun,
                     ..entry
                 });
             }

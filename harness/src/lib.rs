@@ -4,7 +4,7 @@
 //!
 //! Data flows one way: a [`scenario::Scenario`] file is parsed, [`runner::run`] starts a
 //! [`node::Node`], runs the [`steps`], observes the [`unit`], runs the [`checks`], and returns a
-//! [`runner::Report`] that [`report`] renders. The [`engine`] layer talks to Docker; nothing below
+//! [`report::Report`] that [`report`] renders. The [`engine`] layer talks to Docker; nothing below
 //! the runner knows about scenarios.
 
 pub mod apt;

@@ -10,7 +10,8 @@ use futures_util::StreamExt;
 
 use crate::diagnose::Cause;
 use crate::downloads::{self, EtcdSource};
-use crate::runner::{self, Harness, Report, RunError, RunOptions};
+use crate::report::Report;
+use crate::runner::{self, Harness, RunError, RunOptions};
 use crate::scenario::Scenario;
 
 /// Runs at a time: they mostly wait on timeouts inside their nodes.

@@ -1,11 +1,96 @@
-//! Renders a [`Report`] for people: the header (scenario, etcd version, image), the transcript, the
-//! checks with their results and diagnoses, a failure's diagnosis, and the verdict.
+//! A run's outcome — the [`Report`] the runner fills: transcript, checks, diagnosis, timings — and
+//! its rendering for people: the header (scenario, etcd version, image), the transcript, the checks
+//! with their results and diagnoses, a failure's diagnosis, and the verdict.
 //!
 //! Text only for now; JUnit and JSON renderings belong beside this one.
 
 use std::fmt::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::runner::Report;
+use crate::checks::CheckResult;
+use crate::diagnose::Diagnosis;
+use crate::transcript::Transcript;
+
+/// A phase of a run, for timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Finding the etcd binaries and issuing the PKI.
+    Prepare,
+    /// Creating the node and waiting for systemd.
+    NodeBoot,
+    /// The bootstrap's steps.
+    Bootstrap,
+    /// From the steps' end to etcd.service observed active.
+    EtcdReady,
+    /// All checks.
+    Checks,
+    /// Removing the node.
+    Teardown,
+}
+
+impl Phase {
+    /// The phase's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare (binaries, PKI)",
+            Self::NodeBoot => "node boot",
+            Self::Bootstrap => "bootstrap steps",
+            Self::EtcdReady => "etcd ready",
+            Self::Checks => "checks",
+            Self::Teardown => "teardown",
+        }
+    }
+}
+
+/// A node left running on purpose.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// The container id.
+    pub container: String,
+    /// The jumpbox directory with the PKI.
+    pub jumpbox: PathBuf,
+}
+
+/// Everything a run observed.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The scenario's name.
+    pub scenario: String,
+    /// Its description.
+    pub description: String,
+    /// `etcd --version` as the node reports it.
+    pub etcd_version: Option<String>,
+    /// Why the scenario does not apply to the etcd under test, when it does not (nothing ran).
+    pub not_applicable: Option<String>,
+    /// Where the binaries came from.
+    pub etcd_origin: String,
+    /// The node image.
+    pub image: String,
+    /// Every command run, in order.
+    pub transcript: Transcript,
+    /// An unexpected failure before the checks (a step, or the unit), if any.
+    pub failure: Option<String>,
+    /// What the evidence says about that failure.
+    pub diagnosis: Option<Diagnosis>,
+    /// The checks' results.
+    pub checks: Vec<CheckResult>,
+    /// The node kept with `--keep`.
+    pub kept: Option<Kept>,
+    /// Time spent in each phase.
+    pub timings: Vec<(Phase, Duration)>,
+}
+
+impl Report {
+    /// True when every expectation of the scenario held (or the scenario does not apply to this
+    /// etcd, which the report says).
+    pub fn holds(&self) -> bool {
+        self.not_applicable.is_some()
+            || (self.failure.is_none()
+                && !self.checks.is_empty()
+                && self.checks.iter().all(|c| c.holds))
+    }
+}
 
 /// Evidence lines shown per diagnosis (the same rejection is often logged once per retry).
 pub const MAX_EVIDENCE: usize = 3;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checks::{self, CheckResult, ClientTls};
-use crate::diagnose::{self, Diagnosis};
+use crate::diagnose;
 use crate::downloads::{self, Downloads, DownloadsError, EtcdSource};
 use crate::engine::{Engine, EngineError, Labels, UploadFile};
 use crate::faults::{self, At, Fault, FaultError};
@@ -20,10 +20,11 @@ use crate::image::{self, ImageError, NodeImage};
 use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Pki, PkiError};
+use crate::report::{Kept, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{ExpectStep, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
-use crate::transcript::{Entry, Host, Transcript};
+use crate::transcript::{Entry, Host, Origin, Transcript};
 use crate::unit::{self, UnitError};
 use crate::versions::{self, EtcdReq};
 use semver::Version;
@@ -70,37 +71,6 @@ pub enum RunError {
         /// The I/O error.
         source: std::io::Error,
     },
-}
-
-/// A phase of a run, for timings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Finding the etcd binaries and issuing the PKI.
-    Prepare,
-    /// Creating the node and waiting for systemd.
-    NodeBoot,
-    /// The bootstrap's steps.
-    Bootstrap,
-    /// From the steps' end to etcd.service observed active.
-    EtcdReady,
-    /// All checks.
-    Checks,
-    /// Removing the node.
-    Teardown,
-}
-
-impl Phase {
-    /// The phase's name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Prepare => "prepare (binaries, PKI)",
-            Self::NodeBoot => "node boot",
-            Self::Bootstrap => "bootstrap steps",
-            Self::EtcdReady => "etcd ready",
-            Self::Checks => "checks",
-            Self::Teardown => "teardown",
-        }
-    }
 }
 
 /// What it takes to run scenarios: an engine connection, the run's labels, the node image and the
@@ -156,55 +126,6 @@ pub struct RunOptions {
     pub etcd: EtcdSource,
     /// Leave the node (and the jumpbox directory) after the run.
     pub keep: bool,
-}
-
-/// A node left running on purpose.
-#[derive(Debug, Clone)]
-pub struct Kept {
-    /// The container id.
-    pub container: String,
-    /// The jumpbox directory with the PKI.
-    pub jumpbox: PathBuf,
-}
-
-/// Everything a run observed.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// The scenario's name.
-    pub scenario: String,
-    /// Its description.
-    pub description: String,
-    /// `etcd --version` as the node reports it.
-    pub etcd_version: Option<String>,
-    /// Why the scenario does not apply to the etcd under test, when it does not (nothing ran).
-    pub not_applicable: Option<String>,
-    /// Where the binaries came from.
-    pub etcd_origin: String,
-    /// The node image.
-    pub image: String,
-    /// Every command run, in order.
-    pub transcript: Transcript,
-    /// An unexpected failure before the checks (a step, or the unit), if any.
-    pub failure: Option<String>,
-    /// What the evidence says about that failure.
-    pub diagnosis: Option<Diagnosis>,
-    /// The checks' results.
-    pub checks: Vec<CheckResult>,
-    /// The node kept with `--keep`.
-    pub kept: Option<Kept>,
-    /// Time spent in each phase.
-    pub timings: Vec<(Phase, Duration)>,
-}
-
-impl Report {
-    /// True when every expectation of the scenario held (or the scenario does not apply to this
-    /// etcd, which the report says).
-    pub fn holds(&self) -> bool {
-        self.not_applicable.is_some()
-            || (self.failure.is_none()
-                && !self.checks.is_empty()
-                && self.checks.iter().all(|c| c.holds))
-    }
 }
 
 /// Times the phases of a run.
@@ -583,7 +504,10 @@ fn step_expectations(
             continue;
         }
         let code = want.map(|e| e.exit_code).unwrap_or(0);
-        let ran = transcript.entries().iter().find(|e| e.step == step.name);
+        let ran = transcript
+            .entries()
+            .iter()
+            .find(|e| e.step == step.name && e.origin == Origin::First);
         let (holds, summary) = match (ran, want) {
             (Some(entry), _) if entry.exit_code != code => {
                 (false, format!("exit {}", entry.exit_code))
@@ -621,7 +545,7 @@ fn rerun_result(transcript: &Transcript) -> CheckResult {
     let again: Vec<&Entry> = transcript
         .entries()
         .iter()
-        .filter(|e| e.step.starts_with(faults::AGAIN))
+        .filter(|e| e.origin == Origin::Rerun)
         .collect();
     let failed: Vec<String> = again
         .iter()

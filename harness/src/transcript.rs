@@ -17,6 +17,16 @@ pub enum Host {
     Server,
 }
 
+/// Why a command ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Its step's first run — or a check, a fault, a harness action.
+    #[default]
+    First,
+    /// A bootstrap step run again (the reader re-running the tutorial).
+    Rerun,
+}
+
 /// One executed command.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -34,6 +44,8 @@ pub struct Entry {
     pub stderr: String,
     /// Wall time from start to exit.
     pub duration: Duration,
+    /// Why it ran.
+    pub origin: Origin,
 }
 
 impl Entry {
@@ -47,6 +59,7 @@ impl Entry {
             stdout: out.stdout,
             stderr: out.stderr,
             duration: out.duration,
+            origin: Origin::First,
         }
     }
 
@@ -66,6 +79,7 @@ impl Entry {
             stdout: String::new(),
             stderr: String::new(),
             duration,
+            origin: Origin::First,
         }
     }
 
@@ -107,9 +121,12 @@ impl fmt::Display for Transcript {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut step = None;
         for entry in &self.entries {
-            if step != Some(&entry.step) {
-                writeln!(f, "── {}", entry.step)?;
-                step = Some(&entry.step);
+            if step != Some((&entry.step, entry.origin)) {
+                match entry.origin {
+                    Origin::First => writeln!(f, "── {}", entry.step)?,
+                    Origin::Rerun => writeln!(f, "── Again: {}", entry.step)?,
+                }
+                step = Some((&entry.step, entry.origin));
             }
             let prompt = match entry.host {
                 Host::Jumpbox => "jumpbox$",
@@ -147,7 +164,21 @@ mod tests {
             stdout: stdout.into(),
             stderr: String::new(),
             duration: Duration::from_millis(120),
+            origin: Origin::First,
         }
+    }
+
+    #[test]
+    fn a_rerun_step_is_headed_as_run_again() {
+        let mut t = Transcript::default();
+        t.push(entry("Step 2", "mv etcd etcdctl /usr/local/bin/", 0, ""));
+        t.push(Entry {
+            origin: Origin::Rerun,
+            ..entry("Step 2", "mv etcd etcdctl /usr/local/bin/", 0, "")
+        });
+        let text = t.to_string();
+        assert_eq!(text.matches("── Step 2\n").count(), 1, "{text}");
+        assert_eq!(text.matches("── Again: Step 2\n").count(), 1, "{text}");
     }
 
     #[test]

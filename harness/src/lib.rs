@@ -30,6 +30,7 @@ pub mod rundir;
 pub mod runner;
 pub mod scenario;
 pub mod soak;
+pub mod spec;
 pub mod steps;
 pub mod transcript;
 pub mod unit;

@@ -15,30 +15,17 @@ use crate::downloads::EtcdSource;
 use crate::faults::{Action, At, Fault};
 use crate::names::by_name;
 use crate::pki::{ClientCert, ServerCert};
+use crate::spec::{self, line_of, SpecError};
 use crate::steps::{Bootstrap, StepsError};
 use crate::versions::{EtcdReq, Versioned};
 
 /// Errors reading a scenario file.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    /// The file could not be read.
-    #[error("failed to read scenario {file}: {source}")]
-    Read {
-        /// The scenario file.
-        file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a valid scenario (syntax, unknown or missing field, wrong type).
-    #[error("{file}:{line}: {message}")]
-    Parse {
-        /// The scenario file.
-        file: PathBuf,
-        /// The 1-based line of the error.
-        line: usize,
-        /// What is wrong, naming the field.
-        message: String,
-    },
+    /// The file could not be read, or is not a valid scenario (syntax, unknown or missing field,
+    /// wrong type).
+    #[error(transparent)]
+    Spec(#[from] SpecError),
     /// A field's value is well-formed but unusable.
     #[error("{file}:{line}: field `{field}`: {problem}")]
     Invalid {
@@ -424,20 +411,12 @@ impl std::fmt::Display for JournalPattern {
 impl Scenario {
     /// Reads, parses and validates the scenario file at `file`.
     pub fn load(file: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
-            file: file.to_owned(),
-            source,
-        })?;
-        Self::parse(file, &text)
+        Self::parse(file, &spec::read(file, "scenario")?)
     }
 
     /// Parses and validates scenario `text`, read from `file` (paths resolve against its directory).
     pub fn parse(file: &Path, text: &str) -> Result<Self, ScenarioError> {
-        let raw: RawScenario = toml::from_str(text).map_err(|e| ScenarioError::Parse {
-            file: file.to_owned(),
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-            message: explain(text, &e),
-        })?;
+        let raw: RawScenario = spec::parse(file, text)?;
         let invalid =
             |span: std::ops::Range<usize>, field, problem: String| ScenarioError::Invalid {
                 file: file.to_owned(),
@@ -647,58 +626,10 @@ impl Scenario {
     }
 }
 
-/// The 1-based line holding byte `offset` of `text`.
-/// A TOML error's message with the field it is about (`field `checks.health`: …`) when the error
-/// points at a value, and the values a boolean takes.
-pub(crate) fn explain(text: &str, error: &toml::de::Error) -> String {
-    let mut message = error.message().trim().to_owned();
-    if message.ends_with("expected a boolean") {
-        message.push_str(" (`true` or `false`)");
-    }
-    match error.span().and_then(|span| field_at(text, span.start)) {
-        Some(field) if !message.contains(&format!("`{field}`")) => {
-            format!("field `{field}`: {message}")
-        }
-        _ => message,
-    }
-}
-
-/// The dotted name of the key whose value starts at `offset`: the key on that line, under the
-/// nearest table header above it. `None` when `offset` is not in a `key = value` line.
-fn field_at(text: &str, offset: usize) -> Option<String> {
-    let before = text.get(..offset)?;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = &text[line_start..];
-    let line = line.lines().next().unwrap_or_default();
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
-        return None;
-    }
-    let table = before[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|header| {
-            header
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_owned()
-        });
-    Some(match table {
-        Some(table) => format!("{table}.{key}"),
-        None => key.to_owned(),
-    })
-}
-
-pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 /// The scenario files of `dir` (`*.toml`, not descending), sorted by name.
 pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
-    let read = |source| ScenarioError::Read {
+    let read = |source| SpecError::Read {
+        kind: "scenarios directory",
         file: dir.to_owned(),
         source,
     };

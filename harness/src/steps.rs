@@ -15,7 +15,7 @@ use toml::Spanned;
 use crate::engine::{EngineError, UploadFile};
 use crate::names::by_name;
 use crate::node::NodeHandle;
-use crate::scenario::line_of;
+use crate::spec::{self, line_of, SpecError};
 use crate::transcript::{Entry, Host};
 
 /// How long one server step may run (a unit start waits at most systemd's 90 s start timeout).
@@ -24,17 +24,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Errors reading a steps file.
 #[derive(Debug, thiserror::Error)]
 pub enum StepsError {
-    /// The file could not be read.
-    #[error("failed to read steps file {file}: {source}")]
-    Read {
-        /// The steps file.
-        file: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is malformed.
+    /// The file could not be read, or is malformed.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A step cannot be carried out as written.
     #[error("{file}:{line}: {message}")]
-    Parse {
+    Step {
         /// The steps file.
         file: PathBuf,
         /// The 1-based line.
@@ -129,21 +124,13 @@ by_name!(On { "jumpbox" => Jumpbox, "server" => Server });
 impl Bootstrap {
     /// Reads and parses the steps file at `file`.
     pub fn load(file: &Path) -> Result<Self, StepsError> {
-        let text = std::fs::read_to_string(file).map_err(|source| StepsError::Read {
-            file: file.to_owned(),
-            source,
-        })?;
-        let parse_error = |offset: usize, message: String| StepsError::Parse {
+        let text = spec::read(file, "steps file")?;
+        let step_error = |offset: usize, message: String| StepsError::Step {
             file: file.to_owned(),
             line: line_of(&text, offset),
             message,
         };
-        let raw: RawBootstrap = toml::from_str(&text).map_err(|e| {
-            parse_error(
-                e.span().map(|s| s.start).unwrap_or(0),
-                crate::scenario::explain(&text, &e),
-            )
-        })?;
+        let raw: RawBootstrap = spec::parse(file, &text)?;
         let mut steps = Vec::new();
         for spanned in raw.step {
             let offset = spanned.span().start;
@@ -151,7 +138,7 @@ impl Bootstrap {
             let action = match raw.on {
                 On::Server => Action::Shell(raw.run.clone()),
                 On::Jumpbox => parse_scp(&raw.run).ok_or_else(|| {
-                    parse_error(
+                    step_error(
                         offset,
                         format!(
                             "step `{}`: field `run`: on the jumpbox only `scp <files…> \

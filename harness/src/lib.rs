@@ -32,6 +32,7 @@ pub mod scenario;
 pub mod soak;
 pub mod spec;
 pub mod steps;
+pub mod topology;
 pub mod transcript;
 pub mod unit;
 pub mod versions;

@@ -17,6 +17,7 @@ use crate::names::by_name;
 use crate::pki::{ClientCert, ServerCert};
 use crate::spec::{self, line_of, SpecError};
 use crate::steps::{Bootstrap, StepsError};
+use crate::topology::{member_id, TUTORIAL_TOKEN};
 use crate::versions::{EtcdReq, Versioned};
 
 /// Errors reading a scenario file.
@@ -56,17 +57,29 @@ pub enum Expect {
 by_name!(Expect { "pass" => Pass, "fail" => Fail });
 
 /// What `member list` must show for the single member.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedMember {
     /// The member's name (`--name`).
     pub name: String,
-    /// The member ID, 16 hex digits as etcdctl prints it.
+    /// The member ID as etcdctl prints it: the scenario's, or computed as etcd computes it.
     pub id: String,
     /// The peer URL.
     pub peer_url: String,
     /// The client URL; its scheme decides whether the harness's client speaks TLS.
     pub client_url: String,
+}
+
+/// `[member]` as written: the ID may be left out, and is then computed from the peer URL and the
+/// cluster token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    name: String,
+    id: Option<String>,
+    /// `--initial-cluster-token` (default: the tutorial's `etcd-cluster-0`).
+    token: Option<String>,
+    peer_url: String,
+    client_url: String,
 }
 
 impl ExpectedMember {
@@ -300,7 +313,7 @@ struct RawScenario {
     unit: Spanned<PathBuf>,
     #[serde(default = "default_steps")]
     steps: Spanned<PathBuf>,
-    member: Spanned<ExpectedMember>,
+    member: Spanned<RawMember>,
     #[serde(default)]
     checks: Checks,
     #[serde(default)]
@@ -449,16 +462,23 @@ impl Scenario {
         }
         let member_span = raw.member.span();
         let member = raw.member.into_inner();
-        if member.id.len() != 16 || !member.id.chars().all(|c| c.is_ascii_hexdigit()) {
+        let token = member.token.as_deref().unwrap_or(TUTORIAL_TOKEN);
+        let id = member
+            .id
+            .unwrap_or_else(|| member_id(&[&member.peer_url], token));
+        if id.is_empty() || id.len() > 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(invalid(
                 member_span,
                 "member.id",
-                format!(
-                    "`{}` is not 16 hex digits as etcdctl prints a member ID",
-                    member.id
-                ),
+                format!("`{id}` is not a member ID as etcdctl prints it (up to 16 hex digits)"),
             ));
         }
+        let member = ExpectedMember {
+            name: member.name,
+            id,
+            peer_url: member.peer_url,
+            client_url: member.client_url,
+        };
         if member.client_port().is_none() {
             return Err(invalid(
                 member_span,
@@ -745,6 +765,24 @@ cause = "tls-plain-http"
         let err = error_of(&GOOD.replace("unit.service", "nope.service"));
         assert!(err.contains("case.toml:2: field `unit`"), "{err}");
         assert!(err.contains("nope.service"), "{err}");
+    }
+
+    #[test]
+    fn a_member_id_left_out_is_computed_as_etcd_computes_it() {
+        let (_dir, file) = fixture();
+        let text = GOOD.replace("id = \"6702b0a34e2cfd39\"\n", "");
+        assert!(!text.contains("id = "), "{text}");
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        assert_eq!(scenario.member.id, "6702b0a34e2cfd39");
+        let text = text.replace(
+            "peer_url = \"http:",
+            "token = \"other\"\npeer_url = \"http:",
+        );
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        assert_eq!(
+            scenario.member.id,
+            member_id(&["http://127.0.0.1:2380"], "other")
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod etcdlog;
 pub mod faults;
 pub mod forward;
 pub mod image;
+pub mod judge;
 pub mod matrix;
 pub mod names;
 pub mod node;

@@ -17,16 +17,17 @@ use crate::engine::{Engine, EngineError, Labels, UploadFile};
 use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
+use crate::judge;
 use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Pki, PkiError};
 use crate::report::{Kept, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
-use crate::scenario::{ExpectStep, ExpectedMember, Scenario};
+use crate::scenario::{ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
-use crate::transcript::{Entry, Host, Origin, Transcript};
+use crate::transcript::{Entry, Host, Transcript};
 use crate::unit::{self, UnitError};
-use crate::versions::{self, EtcdReq};
+use crate::versions;
 use semver::Version;
 
 /// How long the unit gets to become active after the bootstrap (systemd's own start timeout is 90 s;
@@ -173,7 +174,10 @@ pub async fn run(
         timings: Vec::new(),
     };
     if !versions::applies(scenario.etcd.as_ref(), version.as_ref()) {
-        report.not_applicable = Some(not_for(scenario.etcd.as_ref(), version.as_ref()));
+        report.not_applicable = Some(judge::not_applicable(
+            scenario.etcd.as_ref(),
+            version.as_ref(),
+        ));
         return Ok(report);
     }
     let pki = Pki::issue_with(scenario.pki.server)?;
@@ -277,13 +281,13 @@ async fn exercise(
         active = observe_unit(node, true).await?;
     }
     // Judged once every step has run: the bootstrap's and those the faults ran.
-    results.extend(step_expectations(scenario, &report.transcript, version));
+    results.extend(judge::steps(scenario, &report.transcript, version));
     if scenario
         .faults
         .iter()
         .any(|f| f.action == faults::Action::RerunBootstrap)
     {
-        results.push(rerun_result(&report.transcript));
+        results.push(judge::rerun(&report.transcript));
     }
     if completed && active.is_none() && scenario.expect_unit.is_none() {
         report.failure = Some("etcd.service did not become active".to_owned());
@@ -309,26 +313,8 @@ async fn exercise(
     watch.lap(Phase::Checks);
 
     let journal = unit::journal(node, since).await?;
-    results.extend(unit_expectations(scenario, &unit::state(node).await?));
-    results.extend(scenario.journal.iter().map(|(pattern, etcd)| {
-        if !versions::applies(etcd.as_ref(), version) {
-            return CheckResult::not_applicable(
-                &pattern.to_string(),
-                not_for(etcd.as_ref(), version),
-            );
-        }
-        let found = pattern.found_in(&journal);
-        CheckResult::observed(
-            &pattern.to_string(),
-            found,
-            if found {
-                "found".into()
-            } else {
-                "not found in the run's journal".into()
-            },
-            Vec::new(),
-        )
-    }));
+    results.extend(judge::unit(scenario, &unit::state(node).await?));
+    results.extend(judge::journal(scenario, &journal, version));
     // Troubleshoot when something went wrong, or when the scenario asks what went wrong.
     let something_failed = !completed
         || active.is_none()
@@ -338,33 +324,10 @@ async fn exercise(
         troubleshoot(node, report, since).await?;
     }
     if let Some(want) = scenario.diagnosis {
-        let got = report.diagnosis.as_ref().map(|d| d.cause);
-        results.push(CheckResult::observed(
-            "diagnosis",
-            got == Some(want),
-            format!(
-                "names `{}`",
-                got.map(|c| c.name())
-                    .unwrap_or("nothing: no failure to diagnose")
-            ),
-            if got == Some(want) {
-                Vec::new()
-            } else {
-                vec![format!("expected `{want}`")]
-            },
-        ));
+        results.push(judge::diagnosis(want, report.diagnosis.as_ref()));
     }
     report.checks = results;
     Ok(())
-}
-
-/// Why something with requirement `req` does not apply to `version`.
-fn not_for(req: Option<&EtcdReq>, version: Option<&Version>) -> String {
-    let req = req.map_or_else(String::new, |r| r.to_string());
-    match version {
-        Some(version) => format!("not applicable: for etcd {req}, and this is {version}"),
-        None => format!("not applicable: for etcd {req}, and etcd did not say its version"),
-    }
 }
 
 /// The identity and trust the harness's client uses, or `None` for plain http.
@@ -483,87 +446,6 @@ async fn bootstrap(
     Ok(true)
 }
 
-/// Each step must exit as the scenario says (0 unless named); a step that did not run fails its
-/// expectation.
-fn step_expectations(
-    scenario: &Scenario,
-    transcript: &Transcript,
-    version: Option<&Version>,
-) -> Vec<CheckResult> {
-    let mut results = Vec::new();
-    for step in scenario.all_steps() {
-        let want = scenario
-            .expect_steps
-            .iter()
-            .find(|e| step.name.starts_with(e.step.as_str()));
-        if let Some(want) = want.filter(|e| !versions::applies(e.etcd.as_ref(), version)) {
-            results.push(CheckResult::not_applicable(
-                &format!("{} exits {}", step.name, want.exit_code),
-                not_for(want.etcd.as_ref(), version),
-            ));
-            continue;
-        }
-        let code = want.map(|e| e.exit_code).unwrap_or(0);
-        let ran = transcript
-            .entries()
-            .iter()
-            .find(|e| e.step == step.name && e.origin == Origin::First);
-        let (holds, summary) = match (ran, want) {
-            (Some(entry), _) if entry.exit_code != code => {
-                (false, format!("exit {}", entry.exit_code))
-            }
-            (
-                Some(entry),
-                Some(ExpectStep {
-                    output: Some(text), ..
-                }),
-            ) => {
-                let printed = entry.output();
-                if printed.contains(text.as_str()) {
-                    (true, format!("exit {code}, printed `{text}`"))
-                } else {
-                    (false, format!("exit {code}, but did not print `{text}`"))
-                }
-            }
-            (Some(entry), Some(_)) => (true, format!("exit {}", entry.exit_code)),
-            (None, Some(_)) => (false, "did not run".to_owned()),
-            // Steps the scenario says nothing about must simply succeed; only a failure is news.
-            (_, None) => continue,
-        };
-        results.push(CheckResult::observed(
-            &format!("{} exits {code}", step.name),
-            holds,
-            summary,
-            Vec::new(),
-        ));
-    }
-    results
-}
-
-/// Every step of a second bootstrap must exit 0 (re-running the tutorial must be harmless).
-fn rerun_result(transcript: &Transcript) -> CheckResult {
-    let again: Vec<&Entry> = transcript
-        .entries()
-        .iter()
-        .filter(|e| e.origin == Origin::Rerun)
-        .collect();
-    let failed: Vec<String> = again
-        .iter()
-        .filter(|e| !e.succeeded())
-        .map(|e| format!("{}: exit {}", e.step, e.exit_code))
-        .collect();
-    CheckResult::observed(
-        "the bootstrap run a second time: every step exits 0",
-        !again.is_empty() && failed.is_empty(),
-        format!(
-            "{} of {} steps exit 0",
-            again.len() - failed.len(),
-            again.len()
-        ),
-        failed,
-    )
-}
-
 /// Waits for etcd.service to be active; `None` when it is not. With `through_restarts` a unit in
 /// `auto-restart` is waited for (a deliberate kill), else it ends the wait at once.
 async fn observe_unit(
@@ -575,48 +457,6 @@ async fn observe_unit(
         Err(UnitError::Engine(e)) => Err(e.into()),
         Err(_) => Ok(None),
     }
-}
-
-fn unit_expectations(scenario: &Scenario, state: &unit::UnitState) -> Vec<CheckResult> {
-    let Some(want) = &scenario.expect_unit else {
-        return Vec::new();
-    };
-    let mut mismatches = Vec::new();
-    let mut compare = |field: &str, want: Option<String>, got: String| {
-        if let Some(want) = want {
-            if want != got {
-                mismatches.push(format!("{field}: expected {want}, got {got}"));
-            }
-        }
-    };
-    compare(
-        "ActiveState",
-        want.active_state.clone(),
-        state.active_name.clone(),
-    );
-    compare("SubState", want.sub_state.clone(), state.sub_state.clone());
-    compare(
-        "NRestarts",
-        want.restarts.map(|r| r.to_string()),
-        state.restarts.to_string(),
-    );
-    compare(
-        "NeedDaemonReload",
-        want.need_daemon_reload
-            .map(|b| if b { "yes" } else { "no" }.to_owned()),
-        if state.need_daemon_reload {
-            "yes"
-        } else {
-            "no"
-        }
-        .to_owned(),
-    );
-    vec![CheckResult::observed(
-        "etcd.service state",
-        mismatches.is_empty(),
-        state.to_string(),
-        mismatches,
-    )]
 }
 
 const MARKER: (&str, &str) = (
@@ -726,10 +566,9 @@ async fn run_checks(
     )
     .await;
     results.extend(seed);
-    results.extend(
-        not.into_iter()
-            .map(|c| CheckResult::not_applicable(&c.run, not_for(c.etcd.as_ref(), version))),
-    );
+    results.extend(not.into_iter().map(|c| {
+        CheckResult::not_applicable(&c.run, judge::not_applicable(c.etcd.as_ref(), version))
+    }));
     // Last, so the settle window spans all the work above: a unit that died meanwhile is caught.
     if let Some(want) = expect.health {
         results

@@ -1,0 +1,343 @@
+//! The judges: pure functions from what a run observed — its transcript, the unit's end state, the
+//! journal, the diagnosis — and what the scenario expects, to check results. Nothing here touches a
+//! node; the runner gathers, these decide, and unit tests pin every rule.
+
+use semver::Version;
+
+use crate::checks::CheckResult;
+use crate::diagnose::{Cause, Diagnosis};
+use crate::scenario::{ExpectStep, Scenario};
+use crate::transcript::{Entry, Origin, Transcript};
+use crate::unit::UnitState;
+use crate::versions::{self, EtcdReq};
+
+/// Why something with requirement `req` does not apply to `version`.
+pub fn not_applicable(req: Option<&EtcdReq>, version: Option<&Version>) -> String {
+    let req = req.map_or_else(String::new, |r| r.to_string());
+    match version {
+        Some(version) => format!("not applicable: for etcd {req}, and this is {version}"),
+        None => format!("not applicable: for etcd {req}, and etcd did not say its version"),
+    }
+}
+
+/// Each step must exit as the scenario says (0 unless named); a step that did not run fails its
+/// expectation.
+pub fn steps(
+    scenario: &Scenario,
+    transcript: &Transcript,
+    version: Option<&Version>,
+) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    for step in scenario.all_steps() {
+        let want = scenario
+            .expect_steps
+            .iter()
+            .find(|e| step.name.starts_with(e.step.as_str()));
+        if let Some(want) = want.filter(|e| !versions::applies(e.etcd.as_ref(), version)) {
+            results.push(CheckResult::not_applicable(
+                &format!("{} exits {}", step.name, want.exit_code),
+                not_applicable(want.etcd.as_ref(), version),
+            ));
+            continue;
+        }
+        let code = want.map(|e| e.exit_code).unwrap_or(0);
+        let ran = transcript
+            .entries()
+            .iter()
+            .find(|e| e.step == step.name && e.origin == Origin::First);
+        let (holds, summary) = match (ran, want) {
+            (Some(entry), _) if entry.exit_code != code => {
+                (false, format!("exit {}", entry.exit_code))
+            }
+            (
+                Some(entry),
+                Some(ExpectStep {
+                    output: Some(text), ..
+                }),
+            ) => {
+                let printed = entry.output();
+                if printed.contains(text.as_str()) {
+                    (true, format!("exit {code}, printed `{text}`"))
+                } else {
+                    (false, format!("exit {code}, but did not print `{text}`"))
+                }
+            }
+            (Some(entry), Some(_)) => (true, format!("exit {}", entry.exit_code)),
+            (None, Some(_)) => (false, "did not run".to_owned()),
+            // Steps the scenario says nothing about must simply succeed; only a failure is news.
+            (_, None) => continue,
+        };
+        results.push(CheckResult::observed(
+            &format!("{} exits {code}", step.name),
+            holds,
+            summary,
+            Vec::new(),
+        ));
+    }
+    results
+}
+
+/// Every step of a second bootstrap must exit 0 (re-running the tutorial must be harmless).
+pub fn rerun(transcript: &Transcript) -> CheckResult {
+    let again: Vec<&Entry> = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.origin == Origin::Rerun)
+        .collect();
+    let failed: Vec<String> = again
+        .iter()
+        .filter(|e| !e.succeeded())
+        .map(|e| format!("{}: exit {}", e.step, e.exit_code))
+        .collect();
+    CheckResult::observed(
+        "the bootstrap run a second time: every step exits 0",
+        !again.is_empty() && failed.is_empty(),
+        format!(
+            "{} of {} steps exit 0",
+            again.len() - failed.len(),
+            again.len()
+        ),
+        failed,
+    )
+}
+
+/// The unit's end state as `[expect_unit]` says.
+pub fn unit(scenario: &Scenario, state: &UnitState) -> Vec<CheckResult> {
+    let Some(want) = &scenario.expect_unit else {
+        return Vec::new();
+    };
+    let mut mismatches = Vec::new();
+    let mut compare = |field: &str, want: Option<String>, got: String| {
+        if let Some(want) = want {
+            if want != got {
+                mismatches.push(format!("{field}: expected {want}, got {got}"));
+            }
+        }
+    };
+    compare(
+        "ActiveState",
+        want.active_state.clone(),
+        state.active_name.clone(),
+    );
+    compare("SubState", want.sub_state.clone(), state.sub_state.clone());
+    compare(
+        "NRestarts",
+        want.restarts.map(|r| r.to_string()),
+        state.restarts.to_string(),
+    );
+    compare(
+        "NeedDaemonReload",
+        want.need_daemon_reload
+            .map(|b| if b { "yes" } else { "no" }.to_owned()),
+        if state.need_daemon_reload {
+            "yes"
+        } else {
+            "no"
+        }
+        .to_owned(),
+    );
+    vec![CheckResult::observed(
+        "etcd.service state",
+        mismatches.is_empty(),
+        state.to_string(),
+        mismatches,
+    )]
+}
+
+/// Every `[[journal]]` expectation that applies to `version`, against the run's journal.
+pub fn journal(scenario: &Scenario, journal: &str, version: Option<&Version>) -> Vec<CheckResult> {
+    scenario
+        .journal
+        .iter()
+        .map(|(pattern, etcd)| {
+            if !versions::applies(etcd.as_ref(), version) {
+                return CheckResult::not_applicable(
+                    &pattern.to_string(),
+                    not_applicable(etcd.as_ref(), version),
+                );
+            }
+            let found = pattern.found_in(journal);
+            CheckResult::observed(
+                &pattern.to_string(),
+                found,
+                if found {
+                    "found".into()
+                } else {
+                    "not found in the run's journal".into()
+                },
+                Vec::new(),
+            )
+        })
+        .collect()
+}
+
+/// The run's diagnosis must name `want`.
+pub fn diagnosis(want: Cause, got: Option<&Diagnosis>) -> CheckResult {
+    let got = got.map(|d| d.cause);
+    CheckResult::observed(
+        "diagnosis",
+        got == Some(want),
+        format!(
+            "names `{}`",
+            got.map(|c| c.name())
+                .unwrap_or("nothing: no failure to diagnose")
+        ),
+        if got == Some(want) {
+            Vec::new()
+        } else {
+            vec![format!("expected `{want}`")]
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ExecOutput;
+    use std::time::Duration;
+
+    /// A scenario from `extra` TOML on top of a minimal valid one; its steps file has steps
+    /// "Step 1" and "Step 2".
+    fn scenario(extra: &str) -> (tempfile::TempDir, Scenario) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("unit.service"), "[Service]\n").unwrap();
+        std::fs::write(
+            dir.path().join("steps.toml"),
+            "description = \"s\"\n[[step]]\nname = \"Step 1\"\non = \"server\"\nrun = \"true\"\n\
+             [[step]]\nname = \"Step 2\"\non = \"server\"\nrun = \"true\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("case.toml");
+        let text = format!(
+            "description = \"d\"\nunit = \"unit.service\"\nsteps = \"steps.toml\"\n{extra}\n\
+             [member]\nname = \"controller\"\npeer_url = \"http://127.0.0.1:2380\"\n\
+             client_url = \"http://127.0.0.1:2379\"\n"
+        );
+        let scenario = Scenario::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+        (dir, scenario)
+    }
+
+    fn ran(step: &str, exit_code: i64, stdout: &str) -> Entry {
+        Entry::of_exec(
+            step,
+            "true",
+            ExecOutput {
+                exit_code,
+                stdout: stdout.into(),
+                stderr: String::new(),
+                duration: Duration::ZERO,
+            },
+        )
+    }
+
+    fn version(v: &str) -> Version {
+        Version::parse(v).unwrap()
+    }
+
+    #[test]
+    fn a_step_the_scenario_names_must_exit_and_print_as_it_says() {
+        let (_dir, scenario) = scenario(
+            "[[expect_step]]\nstep = \"Step 2\"\nexit_code = 1\noutput = \"bind: address already in use\"",
+        );
+        let mut transcript = Transcript::default();
+        transcript.push(ran("Step 1", 0, ""));
+        transcript.push(ran("Step 2", 1, "listen tcp: bind: address already in use"));
+        let results = steps(&scenario, &transcript, None);
+        assert_eq!(results.len(), 1, "an unnamed step that exits 0 is no news");
+        assert!(results[0].holds, "{}", results[0]);
+
+        let mut transcript = Transcript::default();
+        transcript.push(ran("Step 1", 0, ""));
+        transcript.push(ran("Step 2", 1, "something else"));
+        assert!(!steps(&scenario, &transcript, None)[0].holds);
+
+        let mut transcript = Transcript::default();
+        transcript.push(ran("Step 1", 3, ""));
+        let results = steps(&scenario, &transcript, None);
+        assert!(!results[0].holds, "an unnamed step must exit 0");
+        assert_eq!(results[1].summary, "did not run");
+        assert!(!results[1].holds);
+    }
+
+    #[test]
+    fn a_step_expectation_for_another_version_is_not_applicable() {
+        let (_dir, scenario) =
+            scenario("[[expect_step]]\nstep = \"Step 2\"\nexit_code = 1\netcd = \">=3.5\"");
+        let mut transcript = Transcript::default();
+        transcript.push(ran("Step 1", 0, ""));
+        transcript.push(ran("Step 2", 0, ""));
+        let results = steps(&scenario, &transcript, Some(&version("3.4.23")));
+        assert_eq!(results.len(), 1);
+        assert!(!results[0].applies && results[0].holds, "{}", results[0]);
+        let results = steps(&scenario, &transcript, Some(&version("3.5.16")));
+        assert!(results[0].applies && !results[0].holds, "{}", results[0]);
+    }
+
+    #[test]
+    fn a_rerun_holds_only_when_it_ran_and_every_step_exited_0() {
+        let rerun_of = |codes: &[i64]| {
+            let mut transcript = Transcript::default();
+            transcript.push(ran("Step 1", 0, ""));
+            for code in codes {
+                transcript.push(Entry {
+                    origin: Origin::Rerun,
+                    ..ran("Step 1", *code, "")
+                });
+            }
+            rerun(&transcript)
+        };
+        assert!(rerun_of(&[0, 0]).holds);
+        assert!(!rerun_of(&[0, 1]).holds);
+        assert!(
+            !rerun_of(&[]).holds,
+            "a rerun that did not happen does not hold"
+        );
+    }
+
+    #[test]
+    fn the_unit_state_is_compared_field_by_field_in_systemds_words() {
+        let (_dir, scenario) =
+            scenario("[expect_unit]\nactive_state = \"activating\"\nsub_state = \"auto-restart\"");
+        let crash_loop =
+            UnitState::parse("ActiveState=activating\nSubState=auto-restart\nNRestarts=2\n");
+        assert!(unit(&scenario, &crash_loop)[0].holds);
+        let running = UnitState::parse("ActiveState=active\nSubState=running\nNRestarts=0\n");
+        let result = &unit(&scenario, &running)[0];
+        assert!(!result.holds);
+        assert!(
+            result
+                .details
+                .contains(&"ActiveState: expected activating, got active".to_owned()),
+            "{result}"
+        );
+        let (_dir, nothing) = self::scenario("");
+        assert!(unit(&nothing, &running).is_empty());
+    }
+
+    #[test]
+    fn journal_expectations_match_text_and_json_lines_and_respect_versions() {
+        let (_dir, scenario) = scenario(
+            "[[journal]]\ncontains = \"check file permission: directory\"\n\
+             [[journal]]\ncontains = \"only on 3.5\"\netcd = \">=3.5\"",
+        );
+        let json = r#"etcd[1]: {"level":"warn","msg":"check file permission","error":"directory \"/var/lib/etcd\" exist"}"#;
+        let results = journal(&scenario, json, Some(&version("3.4.23")));
+        assert!(results[0].holds, "{}", results[0]);
+        assert!(!results[1].applies);
+        let results = journal(&scenario, "nothing", Some(&version("3.5.16")));
+        assert!(!results[0].holds && !results[1].holds);
+    }
+
+    #[test]
+    fn the_diagnosis_must_name_the_expected_cause() {
+        let found = Diagnosis {
+            cause: Cause::PortInUse,
+            shown_by: vec!["bind: address already in use".into()],
+        };
+        assert!(diagnosis(Cause::PortInUse, Some(&found)).holds);
+        let wrong = diagnosis(Cause::BadFlag, Some(&found));
+        assert!(!wrong.holds);
+        assert_eq!(wrong.details, ["expected `bad-flag`"]);
+        assert!(!diagnosis(Cause::BadFlag, None).holds);
+    }
+}

@@ -5,6 +5,7 @@
 
 mod cleanup;
 mod cli;
+mod network;
 mod privilege;
 mod scenarios;
 mod sources;

@@ -22,6 +22,7 @@ pub mod image;
 pub mod judge;
 pub mod matrix;
 pub mod names;
+pub mod network;
 pub mod node;
 pub mod owner;
 pub mod pki;

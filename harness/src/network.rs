@@ -1,0 +1,310 @@
+//! A run's private network: a Docker bridge network the run creates, `internal` (no route out of
+//! the engine's host), labelled like the run's nodes so the sweep finds it when the run was killed,
+//! with the subnet a scenario names — by default the tutorial's `10.240.0.0/24` — and each node at
+//! its address, reachable by its host name.
+//!
+//! Docker refuses two networks with overlapping subnets on one engine, so a run whose subnet is in
+//! use waits for it (polling, with a deadline) rather than failing. Addresses from the subnet's upper
+//! half are Docker's to hand out; the lower half is the scenario's, so a node Docker attaches first
+//! never takes a member's address. Dropping the [`RunNetwork`] removes it. It does not start nodes.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use bollard::models::{
+    EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest,
+};
+
+use crate::engine::{short, within, Engine, EngineError, Labels};
+use crate::wait::{poll_until, Probe};
+
+/// The tutorial's network.
+pub const TUTORIAL_SUBNET: &str = "10.240.0.0/24";
+
+/// How long a run waits for its subnet to be free on the engine.
+const SUBNET_WAIT: Duration = Duration::from_secs(300);
+
+/// Errors making or using the run's network.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The subnet is not an IPv4 `a.b.c.d/n` with room for nodes.
+    #[error("failed to use subnet `{subnet}`: expected an IPv4 network such as 10.240.0.0/24 (a /29 or larger)")]
+    BadSubnet {
+        /// What was given.
+        subnet: String,
+    },
+    /// An address is not in the subnet's lower half, where members live.
+    #[error(
+        "failed to place a node at {address}: members' addresses are in the lower half of {subnet}"
+    )]
+    BadAddress {
+        /// The address.
+        address: Ipv4Addr,
+        /// The subnet.
+        subnet: String,
+    },
+    /// The subnet stayed in use by another network.
+    #[error("failed to create a network with subnet {subnet}: {detail}\n  remedy: remove the network that holds it (`docker network ls`), or name another subnet")]
+    SubnetBusy {
+        /// The subnet.
+        subnet: String,
+        /// What the engine said last.
+        detail: String,
+    },
+    /// An engine call failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// An IPv4 subnet: its network address and prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    network: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Subnet {
+    /// Reads `a.b.c.d/n` (n from 8 to 29), normalised to its network address.
+    pub fn parse(text: &str) -> Result<Self, NetworkError> {
+        let bad = || NetworkError::BadSubnet {
+            subnet: text.to_owned(),
+        };
+        let (address, prefix) = text.split_once('/').ok_or_else(bad)?;
+        let address: Ipv4Addr = address.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(8..=29).contains(&prefix) {
+            return Err(bad());
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Self {
+            network: Ipv4Addr::from(u32::from(address) & mask),
+            prefix,
+        })
+    }
+
+    fn size(self) -> u32 {
+        1 << (32 - self.prefix)
+    }
+
+    /// The first host address, the bridge's own.
+    fn gateway(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
+    /// The upper half, which Docker hands out to nodes attached without an address.
+    fn dynamic_range(self) -> String {
+        let half = self.size() / 2;
+        format!(
+            "{}/{}",
+            Ipv4Addr::from(u32::from(self.network) + half),
+            self.prefix + 1
+        )
+    }
+
+    /// True when `address` is a usable member address: in the lower half, not the network address
+    /// nor the gateway (the first host address).
+    pub fn holds_member(self, address: Ipv4Addr) -> bool {
+        let offset = u32::from(address).wrapping_sub(u32::from(self.network));
+        (2..self.size() / 2).contains(&offset)
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// The run's network; dropping it removes it.
+pub struct RunNetwork {
+    engine: Engine,
+    id: String,
+    subnet: Subnet,
+}
+
+impl RunNetwork {
+    /// Creates an internal network with `subnet`, labelled with `labels`, waiting while another
+    /// network holds the subnet.
+    pub async fn create(
+        engine: &Engine,
+        labels: &Labels,
+        subnet: Subnet,
+    ) -> Result<Self, NetworkError> {
+        let request = NetworkCreateRequest {
+            name: format!("etcd-harness-{}", labels.run_id()),
+            driver: Some("bridge".into()),
+            // No route out: nodes talk to each other, and the harness reaches them through exec.
+            internal: Some(true),
+            labels: Some(labels.pairs().into_iter().collect()),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ip_range: Some(subnet.dynamic_range()),
+                    gateway: Some(subnet.gateway().to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let docker = engine.docker().clone();
+        let created = poll_until(
+            &format!("subnet {subnet} to be free on the engine"),
+            SUBNET_WAIT,
+            Duration::from_millis(500),
+            || {
+                let (docker, request) = (docker.clone(), request.clone());
+                async move {
+                    let created = crate::engine::create_detached(async move {
+                        docker.create_network(request).await
+                    })
+                    .await;
+                    match created {
+                        Ok(response) => Ok(Probe::Ready(response.id)),
+                        Err(e) if e.to_string().contains("overlaps") => {
+                            Ok(Probe::Pending(e.to_string()))
+                        }
+                        Err(source) => Err(NetworkError::Engine(EngineError::Request {
+                            action: format!("create a network with subnet {subnet}"),
+                            source,
+                        })),
+                    }
+                }
+            },
+        )
+        .await?;
+        let id = created.map_err(|timeout| NetworkError::SubnetBusy {
+            subnet: subnet.to_string(),
+            detail: timeout.to_string(),
+        })?;
+        Ok(Self {
+            engine: engine.clone(),
+            id,
+            subnet,
+        })
+    }
+
+    /// The network's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The network's subnet.
+    pub fn subnet(&self) -> Subnet {
+        self.subnet
+    }
+
+    /// Puts `container` (attached to this network when created) at `address`, reachable by
+    /// `host`: Docker cannot be told an address at creation through testcontainers, so the
+    /// container is detached and attached again with it, before it starts.
+    pub async fn place(
+        &self,
+        container: &str,
+        address: Ipv4Addr,
+        host: &str,
+    ) -> Result<(), NetworkError> {
+        if !self.subnet.holds_member(address) {
+            return Err(NetworkError::BadAddress {
+                address,
+                subnet: self.subnet.to_string(),
+            });
+        }
+        let docker = self.engine.docker();
+        let action = || {
+            format!(
+                "place {} at {address} on {}",
+                short(container),
+                short(&self.id)
+            )
+        };
+        within(Duration::from_secs(60), action, async {
+            docker
+                .disconnect_network(
+                    &self.id,
+                    NetworkDisconnectRequest {
+                        container: container.to_owned(),
+                        force: Some(true),
+                    },
+                )
+                .await
+                .map_err(|source| EngineError::Request {
+                    action: action(),
+                    source,
+                })?;
+            docker
+                .connect_network(
+                    &self.id,
+                    NetworkConnectRequest {
+                        container: container.to_owned(),
+                        endpoint_config: Some(EndpointSettings {
+                            ipam_config: Some(EndpointIpamConfig {
+                                ipv4_address: Some(address.to_string()),
+                                ..Default::default()
+                            }),
+                            aliases: Some(vec![host.to_owned()]),
+                            ..Default::default()
+                        }),
+                    },
+                )
+                .await
+                .map_err(|source| EngineError::Request {
+                    action: action(),
+                    source,
+                })
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+impl Drop for RunNetwork {
+    fn drop(&mut self) {
+        // Removal is async and Drop is not: a thread with a runtime of its own does it, whatever
+        // runtime (if any) drops the network. A network that outlives this is the sweep's.
+        let id = self.id.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(engine) = Engine::connect().await {
+                    let _ = engine.docker().remove_network(&id).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subnet_is_read_normalised_and_split_between_members_and_docker() {
+        let subnet = Subnet::parse(TUTORIAL_SUBNET).unwrap();
+        assert_eq!(subnet.to_string(), "10.240.0.0/24");
+        assert_eq!(Subnet::parse("10.240.0.77/24").unwrap(), subnet);
+        assert_eq!(subnet.dynamic_range(), "10.240.0.128/25");
+        for member in ["10.240.0.10", "10.240.0.11", "10.240.0.127"] {
+            assert!(subnet.holds_member(member.parse().unwrap()), "{member}");
+        }
+        for not in ["10.240.0.0", "10.240.0.1", "10.240.0.128", "10.240.1.10"] {
+            assert!(!subnet.holds_member(not.parse().unwrap()), "{not}");
+        }
+        for bad in [
+            "10.240.0.0",
+            "10.240.0.0/30",
+            "10.240.0.0/x",
+            "fd00::/64",
+            "10.240/24",
+        ] {
+            let err = Subnet::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+}

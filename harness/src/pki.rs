@@ -97,7 +97,114 @@ by_name!(ClientCert {
     "none" => None,
 });
 
+/// A cluster member as its certificate names it: its host name and its address on the run's
+/// network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberName {
+    /// Its host name (`controller-0`).
+    pub host: String,
+    /// Its address (`10.240.0.10`).
+    pub address: String,
+}
+
+/// Whose certificate the members present to each other (and serve to clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemberCerts {
+    /// One certificate each, naming that member only.
+    #[default]
+    PerMember,
+    /// One certificate for all, naming every member — as the 2021 edition of the tutorial does.
+    Shared,
+}
+
+by_name!(MemberCerts { "per-member" => PerMember, "shared" => Shared });
+
+/// What a member's peer certificate is: right, or wrong in one of the ways readers get it wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PeerCert {
+    /// Issued by the run's CA for the member's names, serverAuth + clientAuth.
+    #[default]
+    Valid,
+    /// Issued by another CA, which the other members do not trust.
+    OtherCa,
+    /// Lacking the member's address among its SANs.
+    NoAddressSan,
+    /// Without the clientAuth usage, though members present it as clients of each other.
+    NoClientAuth,
+}
+
+by_name!(PeerCert {
+    "valid" => Valid,
+    "other-ca" => OtherCa,
+    "no-address-san" => NoAddressSan,
+    "no-client-auth" => NoClientAuth,
+});
+
 impl Pki {
+    /// Identities for cluster `members`, in their order: each one's names are its host name, its
+    /// address, `127.0.0.1` and `localhost` (a shared certificate names every member); all are
+    /// serverAuth + clientAuth, since members are each other's clients. `faulty` makes one member's
+    /// certificate wrong in its way (with `Shared`, that member gets a certificate of its own).
+    pub fn member_identities(
+        &self,
+        members: &[MemberName],
+        certs: MemberCerts,
+        faulty: &[(String, PeerCert)],
+    ) -> Result<Vec<Identity>, PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let (not_before, not_after) = (now - Duration::hours(1), now + Duration::days(1));
+        let names_of = |member: &MemberName| vec![member.host.clone(), member.address.clone()];
+        let loopback = || ["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let shared = match certs {
+            MemberCerts::Shared => {
+                let mut sans: Vec<String> = members.iter().flat_map(names_of).collect();
+                sans.extend(loopback());
+                let (cert_pem, key) =
+                    leaf_with(&self.ca, "etcd", sans, not_before, not_after, BOTH_USES)?;
+                Some(Identity {
+                    cert_pem,
+                    key_pem: key.serialize_pem(),
+                })
+            }
+            MemberCerts::PerMember => None,
+        };
+        members
+            .iter()
+            .map(|member| {
+                let fault = faulty
+                    .iter()
+                    .find(|(host, _)| *host == member.host)
+                    .map_or(PeerCert::Valid, |(_, fault)| *fault);
+                if let (Some(shared), PeerCert::Valid) = (&shared, fault) {
+                    return Ok(shared.clone());
+                }
+                let mut sans = names_of(member);
+                if fault == PeerCert::NoAddressSan {
+                    sans.retain(|s| *s != member.address);
+                }
+                sans.extend(loopback());
+                let other;
+                let issuer = if fault == PeerCert::OtherCa {
+                    other = new_ca("another CA")?;
+                    &other
+                } else {
+                    &self.ca
+                };
+                let uses: &[ExtendedKeyUsagePurpose] = if fault == PeerCert::NoClientAuth {
+                    &[ExtendedKeyUsagePurpose::ServerAuth]
+                } else {
+                    BOTH_USES
+                };
+                let (cert_pem, key) =
+                    leaf_with(issuer, &member.host, sans, not_before, not_after, uses)?;
+                Ok(Identity {
+                    cert_pem,
+                    key_pem: key.serialize_pem(),
+                })
+            })
+            .collect()
+    }
+
     /// Issues a fresh CA and a kube-apiserver certificate signed by it (serverAuth + clientAuth,
     /// SANs [`KUBE_APISERVER_SANS`]), valid from an hour ago for a day.
     pub fn issue() -> Result<Self, PkiError> {
@@ -226,6 +333,12 @@ fn new_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
     CertifiedIssuer::self_signed(params, key).map_err(issue("CA"))
 }
 
+/// The usages of a certificate that serves and is presented as a client's.
+const BOTH_USES: &[ExtendedKeyUsagePurpose] = &[
+    ExtendedKeyUsagePurpose::ServerAuth,
+    ExtendedKeyUsagePurpose::ClientAuth,
+];
+
 /// A serverAuth + clientAuth certificate for `sans`, signed by `ca`, and its key.
 fn leaf(
     ca: &CertifiedIssuer<'static, KeyPair>,
@@ -234,6 +347,18 @@ fn leaf(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<(String, KeyPair), PkiError> {
+    leaf_with(ca, name, sans, not_before, not_after, BOTH_USES)
+}
+
+/// A certificate with extended key usages `uses` for `sans`, signed by `ca`, and its key.
+fn leaf_with(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    name: &str,
+    sans: Vec<String>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    uses: &[ExtendedKeyUsagePurpose],
+) -> Result<(String, KeyPair), PkiError> {
     let key = KeyPair::generate().map_err(issue("certificate key"))?;
     let mut params = CertificateParams::new(sans).map_err(issue("certificate"))?;
     params.distinguished_name.push(DnType::CommonName, name);
@@ -241,10 +366,7 @@ fn leaf(
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = uses.to_vec();
     params.not_before = not_before;
     params.not_after = not_after;
     let cert = params.signed_by(&key, ca).map_err(issue("certificate"))?;
@@ -275,6 +397,105 @@ mod tests {
 
     fn parse(pem: &str) -> x509_parser::pem::Pem {
         parse_x509_pem(pem.as_bytes()).expect("valid PEM").1
+    }
+
+    fn members() -> Vec<MemberName> {
+        (0..3)
+            .map(|i| MemberName {
+                host: format!("controller-{i}"),
+                address: format!("10.240.0.1{i}"),
+            })
+            .collect()
+    }
+
+    /// The extended key usages of a PEM certificate: (serverAuth, clientAuth).
+    fn uses(pem: &str) -> (bool, bool) {
+        let pem = parse(pem);
+        let cert = pem.parse_x509().unwrap();
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        (eku.server_auth, eku.client_auth)
+    }
+
+    fn signed_by_run_ca(pki: &Pki, pem: &str) -> bool {
+        let ca_pem = parse(&pki.ca_pem());
+        let ca = ca_pem.parse_x509().unwrap();
+        let leaf_pem = parse(pem);
+        let leaf = leaf_pem.parse_x509().unwrap();
+        leaf.verify_signature(Some(ca.public_key())).is_ok()
+    }
+
+    #[test]
+    fn each_member_gets_a_peer_certificate_for_its_own_names() {
+        let pki = Pki::issue().unwrap();
+        let ids = pki
+            .member_identities(&members(), MemberCerts::PerMember, &[])
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        for (i, id) in ids.iter().enumerate() {
+            let facts = inspect(&id.cert_pem).unwrap();
+            let host = format!("controller-{i}");
+            let address = format!("10.240.0.1{i}");
+            assert_eq!(
+                facts.sans,
+                [host.as_str(), &address, "127.0.0.1", "localhost"]
+            );
+            assert_eq!(uses(&id.cert_pem), (true, true));
+            assert!(signed_by_run_ca(&pki, &id.cert_pem));
+        }
+    }
+
+    #[test]
+    fn a_shared_certificate_names_every_member() {
+        let pki = Pki::issue().unwrap();
+        let ids = pki
+            .member_identities(&members(), MemberCerts::Shared, &[])
+            .unwrap();
+        assert!(ids.iter().all(|id| id.cert_pem == ids[0].cert_pem));
+        let facts = inspect(&ids[0].cert_pem).unwrap();
+        for name in [
+            "controller-0",
+            "10.240.0.10",
+            "controller-2",
+            "10.240.0.12",
+            "127.0.0.1",
+        ] {
+            assert!(facts.sans.contains(&name.to_owned()), "{name}: {facts:?}");
+        }
+    }
+
+    #[test]
+    fn a_faulty_peer_certificate_is_faulty_in_exactly_its_way_and_only_for_its_member() {
+        let pki = Pki::issue().unwrap();
+        let faults = |fault| vec![("controller-1".to_owned(), fault)];
+        let ids = pki
+            .member_identities(&members(), MemberCerts::Shared, &faults(PeerCert::OtherCa))
+            .unwrap();
+        assert!(!signed_by_run_ca(&pki, &ids[1].cert_pem));
+        assert!(signed_by_run_ca(&pki, &ids[0].cert_pem) && ids[0].cert_pem == ids[2].cert_pem);
+
+        let ids = pki
+            .member_identities(
+                &members(),
+                MemberCerts::PerMember,
+                &faults(PeerCert::NoAddressSan),
+            )
+            .unwrap();
+        let facts = inspect(&ids[1].cert_pem).unwrap();
+        assert_eq!(facts.sans, ["controller-1", "127.0.0.1", "localhost"]);
+        assert!(inspect(&ids[0].cert_pem)
+            .unwrap()
+            .sans
+            .contains(&"10.240.0.10".to_owned()));
+
+        let ids = pki
+            .member_identities(
+                &members(),
+                MemberCerts::PerMember,
+                &faults(PeerCert::NoClientAuth),
+            )
+            .unwrap();
+        assert_eq!(uses(&ids[1].cert_pem), (true, false));
+        assert_eq!(uses(&ids[2].cert_pem), (true, true));
     }
 
     #[test]

@@ -261,37 +261,70 @@ async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leftovers_of_a_sigkilled_run_are_swept_at_the_next_start() {
-    let mut child = spawn_run();
+async fn a_sigkilled_runs_node_and_directory_are_removed_by_its_reaper() {
+    // A temporary directory of the run's own: no other test's sweep looks there, so only the run's
+    // reaper can remove its run directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["run", "tutorial-tls"])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the etcd-harness binary runs");
     let pid = child.id().expect("a running child");
     node_of(pid).await;
+    let dirs = || {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(rundir::PREFIX))
+            .count()
+    };
+    assert_eq!(dirs(), 1, "the run has its directory");
     child.kill().await.unwrap();
-    Harness::prepare(&mut |_| {})
-        .await
-        .expect("a Docker engine");
-    // Concurrent tests sweep too: a removal another sweep started is still listed for a moment.
-    let containers = poll_until(
-        "the killed run's node to be gone",
-        Duration::from_secs(10),
+    let gone = poll_until(
+        "the reaper to remove the killed run's node and directory",
+        Duration::from_secs(30),
         Duration::from_millis(100),
         || async {
-            Ok::<_, std::convert::Infallible>(match left_by(pid).0 {
-                id if id.is_empty() => Probe::Ready(()),
-                id => Probe::Pending(id),
+            Ok::<_, std::convert::Infallible>(match (left_by(pid).0.as_str(), dirs()) {
+                ("", 0) => Probe::Ready(()),
+                (containers, dirs) => {
+                    Probe::Pending(format!("containers `{containers}`, {dirs} directories"))
+                }
             })
         },
     )
     .await
     .unwrap();
-    let (_, dirs) = left_by(pid);
-    assert!(
-        containers.is_ok(),
-        "the killed run's node was not swept: {containers:?}"
-    );
-    assert!(
-        dirs.is_empty(),
-        "the killed run's directory was not swept: {dirs:?}"
-    );
+    assert!(gone.is_ok(), "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_a_killed_run_without_a_reaper_are_swept_at_the_next_start() {
+    // What a SIGKILLed library user (a test process) leaves: a node and a run directory of an
+    // owner that is gone, with no reaper watching.
+    let engine = Engine::connect().await.expect("a Docker engine");
+    let image = image::ensure(&engine, &mut |_| {})
+        .await
+        .unwrap()
+        .reference();
+    let me = Owner::this_process();
+    let gone = Owner {
+        pid: u32::MAX - 7,
+        start: 1,
+        ..me.clone()
+    };
+    let node = Made::container(&image, &Labels::owned_by(gone.clone()), &[]);
+    let dir = std::env::temp_dir().join(format!("{}{}-1-sweep-test", rundir::PREFIX, gone.pid));
+    std::fs::create_dir_all(&dir).unwrap();
+    Harness::prepare(&mut |_| {})
+        .await
+        .expect("a Docker engine");
+    assert!(!node.exists(), "the killed run's node was not swept");
+    assert!(!dir.exists(), "the killed run's directory was not swept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,10 +12,11 @@ use clap::{Parser, Subcommand};
 
 use crate::downloads::{self, EtcdSource};
 use crate::node::NodeHandle;
+use crate::owner::Owner;
 use crate::runner::{self, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::transcript::Transcript;
-use crate::{bench, diagnose, engine, image, matrix, report, soak};
+use crate::{bench, diagnose, engine, image, matrix, reaper, report, soak};
 
 /// Boot real etcd the way the tutorial does, in a throwaway systemd node, and prove it works.
 #[derive(Parser)]
@@ -84,6 +85,12 @@ enum Command {
         /// Directory holding scenario files.
         #[arg(long = "scenarios", env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
         dir: PathBuf,
+    },
+    /// Watch a run and remove what it left once it has ended (started by every run; not for people).
+    #[command(hide = true)]
+    Reap {
+        /// The run's owner, as its labels write it.
+        owner: String,
     },
     /// Diagnose a node kept with `run --keep`: the seed's troubleshooting commands and the cause.
     Diagnose {
@@ -232,6 +239,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 etcd: common.etcd_source().await?,
                 keep,
             };
+            reaper::start();
             let harness = Harness::prepare(&mut progress).await?;
             progress(&format!(
                 "running {} on {} (run {})",
@@ -276,6 +284,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                     .collect::<Result<_, _>>()?
             };
             let etcd = common.etcd_source().await?;
+            reaper::start();
             let table = bench::run(&scenario, &catalogue, &etcd, rounds, &mut progress).await?;
             emit(&table.to_string())?;
             Ok(true)
@@ -346,10 +355,17 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 downloads::fetch(&source).await?;
                 sources.push(source);
             }
+            reaper::start();
             let harness = Harness::prepare(&mut progress).await?;
             let matrix = matrix::run(&harness, &scenarios, &sources, &mut progress).await?;
             emit(&matrix.to_string())?;
             Ok(matrix.holds())
+        }
+        Command::Reap { owner } => {
+            let owner = Owner::decode(&owner)
+                .with_context(|| format!("`{owner}` is not a run's owner label"))?;
+            reaper::watch(&owner).await?;
+            Ok(true)
         }
         Command::Diagnose { node } => {
             let engine = engine::Engine::connect().await?;

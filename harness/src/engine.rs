@@ -625,6 +625,15 @@ impl Engine {
         })
     }
 
+    /// Removes the containers and networks `owner` left, except nodes kept on purpose: what the
+    /// reaper does once a run it watches has died. Returns how many.
+    pub async fn remove_left_by(&self, owner: &Owner) -> Result<usize, EngineError> {
+        self.remove_where(|labels| {
+            owner_of(labels).as_ref() == Some(owner) && !labels.contains_key(LABEL_KEEP)
+        })
+        .await
+    }
+
     /// Removes containers and networks of etcd-harness runs that `judge` can prove dead (same pid
     /// namespace; the pid gone or reused), except nodes kept on purpose. Leftovers of other hosts or
     /// namespaces are counted and left alone.

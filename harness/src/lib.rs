@@ -26,6 +26,7 @@ pub mod network;
 pub mod node;
 pub mod owner;
 pub mod pki;
+pub mod reaper;
 pub mod release;
 pub mod report;
 pub mod rundir;

@@ -239,7 +239,7 @@ pub async fn run(
         ));
         attempts.push(attempt);
     }
-    progress("one normal run, which sweeps what SIGKILLed runs left");
+    progress("one normal run (the reapers, and its sweep, remove what SIGKILLed runs left)");
     let mut last = start(&exe, options)?;
     let last_pid = last.id().unwrap_or_default();
     let final_status = last.wait().await.map_err(|source| SoakError::Process {

@@ -204,7 +204,7 @@ pub async fn connect(
 pub async fn member_list(
     client: Result<&mut Client, &str>,
     expected: Expect,
-    member: &ExpectedMember,
+    members: &[ExpectedMember],
 ) -> CheckResult {
     let observed = async {
         let client = client.map_err(|e| vec![format!("no client connection: {e}")])?;
@@ -212,35 +212,47 @@ pub async fn member_list(
             .member_list()
             .await
             .map_err(|e| vec![format!("member list failed: {e}")])?;
-        let members = response.members();
-        let [only] = members else {
-            return Err(vec![format!("expected 1 member, got {}", members.len())]);
+        // As etcdctl prints them: ID (hex), status, name, peer URLs, client URLs, learner.
+        let line = |id: &str, name: &str, peers: &str, clients: &str, learner: bool| {
+            format!("{id}, started, {name}, {peers}, {clients}, {learner}")
         };
-        let got = ExpectedMember {
-            name: only.name().to_owned(),
-            id: format!("{:016x}", only.id()),
-            peer_url: only.peer_urls().join(","),
-            client_url: only.client_urls().join(","),
-        };
-        let line = format!(
-            "{}, started, {}, {}, {}, {}",
-            got.id,
-            got.name,
-            got.peer_url,
-            got.client_url,
-            only.is_learner()
-        );
-        if &got != member || only.is_learner() {
-            return Err(vec![
-                "member differs from the expected one".to_owned(),
-                format!("got:      {line}"),
-                format!(
-                    "expected: {}, started, {}, {}, {}, false",
-                    member.id, member.name, member.peer_url, member.client_url
-                ),
-            ]);
+        let mut got: Vec<String> = response
+            .members()
+            .iter()
+            .map(|m| {
+                line(
+                    &format!("{:x}", m.id()),
+                    m.name(),
+                    &m.peer_urls().join(","),
+                    &m.client_urls().join(","),
+                    m.is_learner(),
+                )
+            })
+            .collect();
+        let mut want: Vec<String> = members
+            .iter()
+            .map(|m| line(&m.id, &m.name, &m.peer_url, &m.client_url, false))
+            .collect();
+        got.sort();
+        want.sort();
+        if got != want {
+            let mut lines = vec!["the members differ from the expected ones".to_owned()];
+            lines.extend(got.iter().map(|l| format!("got:      {l}")));
+            lines.extend(want.iter().map(|l| format!("expected: {l}")));
+            return Err(lines);
         }
-        Ok(line)
+        Ok(match got.as_slice() {
+            [only] => only.clone(),
+            all => format!(
+                "{} members as expected: {}",
+                all.len(),
+                members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
     }
     .await;
     CheckResult::judged("member list", expected, observed)

@@ -263,7 +263,7 @@ async fn exercise(
         .filter(|f| f.at == At::Ready)
         .collect();
     let marker = match (&active, scenario.keys_survive) {
-        (Some(_), true) => Some(write_marker(node, &scenario.member, client_tls).await),
+        (Some(_), true) => Some(write_marker(node, &scenario.member(), client_tls).await),
         _ => None,
     };
     if active.is_some() && !ready_faults.is_empty() {
@@ -305,7 +305,7 @@ async fn exercise(
         .await?,
     );
     if let Some(marker) = marker {
-        results.push(check_marker(node, &scenario.member, client_tls, marker).await);
+        results.push(check_marker(node, &scenario.member(), client_tls, marker).await);
     }
     for entry in results.iter().filter_map(|c| c.entry.clone()) {
         report.transcript.push(entry);
@@ -332,7 +332,7 @@ async fn exercise(
 
 /// The identity and trust the harness's client uses, or `None` for plain http.
 fn client_tls(scenario: &Scenario, pki: &Pki) -> Result<Option<ClientTls>, RunError> {
-    if !scenario.member.tls() {
+    if !scenario.member().tls() {
         return Ok(None);
     }
     let mut tls = ClientTls::seed(pki);
@@ -536,7 +536,7 @@ async fn run_checks(
     active_since: Instant,
     version: Option<&Version>,
 ) -> Result<Vec<CheckResult>, RunError> {
-    let member = &scenario.member;
+    let member = &scenario.member();
     let expect = &scenario.checks;
     let mut results = Vec::new();
     let wants_client =
@@ -548,7 +548,7 @@ async fn run_checks(
         (None, Err("not needed".to_owned()))
     };
     if let Some(want) = expect.member_list {
-        results.push(checks::member_list(client_ref(&mut client), want, member).await);
+        results.push(checks::member_list(client_ref(&mut client), want, &scenario.members).await);
     }
     if let Some(want) = expect.registry {
         results.push(checks::registry(client_ref(&mut client), want).await);

@@ -5,6 +5,7 @@
 //! and validated; every error names the file, the line and the field. Running a scenario is
 //! [`crate::runner`]'s job.
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,6 +15,8 @@ use crate::diagnose::Cause;
 use crate::downloads::EtcdSource;
 use crate::faults::{Action, At, Fault};
 use crate::names::by_name;
+use crate::network::Subnet;
+use crate::node::HOSTNAME;
 use crate::pki::{ClientCert, ServerCert};
 use crate::spec::{self, line_of, SpecError};
 use crate::steps::{Bootstrap, StepsError};
@@ -56,9 +59,13 @@ pub enum Expect {
 
 by_name!(Expect { "pass" => Pass, "fail" => Fail });
 
-/// What `member list` must show for the single member.
+/// A member of the scenario's cluster — its node, and what `member list` must show for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedMember {
+    /// Its node's host name (`server`, the tutorial's single node, unless the scenario says).
+    pub host: String,
+    /// Its node's address on the run's network, when the scenario places it.
+    pub address: Option<Ipv4Addr>,
     /// The member's name (`--name`).
     pub name: String,
     /// The member ID as etcdctl prints it: the scenario's, or computed as etcd computes it.
@@ -74,6 +81,10 @@ pub struct ExpectedMember {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMember {
+    /// The node's host name (default: `server`).
+    host: Option<String>,
+    /// The node's address on the run's network (default: one Docker picks).
+    address: Option<String>,
     name: String,
     id: Option<String>,
     /// `--initial-cluster-token` (default: the tutorial's `etcd-cluster-0`).
@@ -97,6 +108,56 @@ impl ExpectedMember {
             .parse()
             .ok()
     }
+}
+
+/// `[member]` for the single node, or `[[member]]` once per member of a cluster.
+#[derive(Debug)]
+enum OneOrMore {
+    One(RawMember),
+    More(Vec<RawMember>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMore {
+    // By hand: serde's untagged enums replace a member's own error (an unknown field, say) with
+    // "data did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableOrArray;
+
+        impl<'de> serde::de::Visitor<'de> for TableOrArray {
+            type Value = OneOrMore;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a `[member]` table, or `[[member]]` tables")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<OneOrMore, M::Error> {
+                RawMember::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(OneOrMore::One)
+            }
+
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                seq: S,
+            ) -> Result<OneOrMore, S::Error> {
+                Vec::<RawMember>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrMore::More)
+            }
+        }
+
+        deserializer.deserialize_any(TableOrArray)
+    }
+}
+
+/// The run's network and the members' certificates.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// The subnet the run's network has (members' addresses are in its lower half); default one
+    /// Docker picks — the tutorial's is `10.240.0.0/24`.
+    pub subnet: Option<String>,
 }
 
 /// Expectations of the harness's own checks over etcd-client; a check not named is not run.
@@ -313,7 +374,9 @@ struct RawScenario {
     unit: Spanned<PathBuf>,
     #[serde(default = "default_steps")]
     steps: Spanned<PathBuf>,
-    member: Spanned<RawMember>,
+    member: Spanned<OneOrMore>,
+    #[serde(default)]
+    network: NetworkSpec,
     #[serde(default)]
     checks: Checks,
     #[serde(default)]
@@ -355,8 +418,10 @@ pub struct Scenario {
     pub unit_file: PathBuf,
     /// The bootstrap's steps.
     pub bootstrap: Bootstrap,
-    /// What member list must show.
-    pub member: ExpectedMember,
+    /// The cluster's members, in the file's order; the tutorial's single node is a cluster of one.
+    pub members: Vec<ExpectedMember>,
+    /// The run's network.
+    pub network: Option<Subnet>,
     /// Expectations of the harness's checks.
     pub checks: Checks,
     /// The seed's commands to run verbatim, in order.
@@ -378,6 +443,12 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The first member: the tutorial's single node, or the member a cluster's faults and
+    /// troubleshooting address until they can name another.
+    pub fn member(&self) -> &ExpectedMember {
+        &self.members[0]
+    }
+
     /// Every step the scenario runs: the bootstrap's, then those of steps files its faults run.
     pub fn all_steps(&self) -> impl Iterator<Item = &crate::steps::Step> {
         self.bootstrap
@@ -461,33 +532,109 @@ impl Scenario {
             ));
         }
         let member_span = raw.member.span();
-        let member = raw.member.into_inner();
-        let token = member.token.as_deref().unwrap_or(TUTORIAL_TOKEN);
-        let id = member
-            .id
-            .unwrap_or_else(|| member_id(&[&member.peer_url], token));
-        if id.is_empty() || id.len() > 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(invalid(
-                member_span,
-                "member.id",
-                format!("`{id}` is not a member ID as etcdctl prints it (up to 16 hex digits)"),
-            ));
-        }
-        let member = ExpectedMember {
-            name: member.name,
-            id,
-            peer_url: member.peer_url,
-            client_url: member.client_url,
+        let raw_members = match raw.member.into_inner() {
+            OneOrMore::One(member) => vec![member],
+            OneOrMore::More(members) => members,
         };
-        if member.client_port().is_none() {
-            return Err(invalid(
-                member_span,
-                "member.client_url",
-                format!(
-                    "`{}` has no port (expected e.g. https://127.0.0.1:2379)",
-                    member.client_url
-                ),
-            ));
+        let network = match &raw.network.subnet {
+            Some(text) => Some(
+                Subnet::parse(text)
+                    .map_err(|e| invalid(member_span.clone(), "network.subnet", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let several = raw_members.len() > 1;
+        let mut members: Vec<ExpectedMember> = Vec::new();
+        for member in raw_members {
+            let field = |name: &str| -> &'static str {
+                match name {
+                    "host" => "member.host",
+                    "address" => "member.address",
+                    "id" => "member.id",
+                    _ => "member.client_url",
+                }
+            };
+            let host = match member.host {
+                Some(host) => host,
+                None if several => {
+                    return Err(invalid(
+                        member_span,
+                        field("host"),
+                        format!(
+                            "member `{}` of a cluster needs its node's host name",
+                            member.name
+                        ),
+                    ))
+                }
+                None => HOSTNAME.to_owned(),
+            };
+            if members
+                .iter()
+                .any(|m| m.host == host || m.name == member.name)
+            {
+                return Err(invalid(
+                    member_span,
+                    field("host"),
+                    format!("two members share host `{host}` or name `{}`", member.name),
+                ));
+            }
+            let address = match member.address {
+                Some(text) => {
+                    let address: Ipv4Addr = text.parse().map_err(|_| {
+                        invalid(
+                            member_span.clone(),
+                            field("address"),
+                            format!("`{text}` is not an IPv4 address"),
+                        )
+                    })?;
+                    let Some(subnet) = network else {
+                        return Err(invalid(
+                            member_span,
+                            field("address"),
+                            "a member's address needs `[network] subnet`".into(),
+                        ));
+                    };
+                    if !subnet.holds_member(address) {
+                        return Err(invalid(
+                            member_span,
+                            field("address"),
+                            format!("{address} is not in the lower half of {subnet}, where members live"),
+                        ));
+                    }
+                    Some(address)
+                }
+                None => None,
+            };
+            let token = member.token.as_deref().unwrap_or(TUTORIAL_TOKEN);
+            let id = member
+                .id
+                .unwrap_or_else(|| member_id(&[&member.peer_url], token));
+            if id.is_empty() || id.len() > 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    member_span,
+                    field("id"),
+                    format!("`{id}` is not a member ID as etcdctl prints it (up to 16 hex digits)"),
+                ));
+            }
+            let member = ExpectedMember {
+                host,
+                address,
+                name: member.name,
+                id,
+                peer_url: member.peer_url,
+                client_url: member.client_url,
+            };
+            if member.client_port().is_none() {
+                return Err(invalid(
+                    member_span,
+                    field("client_url"),
+                    format!(
+                        "`{}` has no port (expected e.g. https://127.0.0.1:2379)",
+                        member.client_url
+                    ),
+                ));
+            }
+            members.push(member);
         }
         let mut seed_commands = Vec::new();
         for spanned in raw.seed_command {
@@ -632,7 +779,8 @@ impl Scenario {
             second_etcd,
             unit_file,
             bootstrap,
-            member,
+            members,
+            network,
             checks: raw.checks,
             seed_commands,
             pki: raw.pki,
@@ -708,8 +856,8 @@ cause = "tls-plain-http"
         let scenario = Scenario::parse(&file, GOOD).unwrap();
         assert_eq!(scenario.name, "case");
         assert_eq!(scenario.unit_file, dir.path().join("unit.service"));
-        assert!(scenario.member.tls());
-        assert_eq!(scenario.member.client_port(), Some(2379));
+        assert!(scenario.member().tls());
+        assert_eq!(scenario.member().client_port(), Some(2379));
         assert_eq!(scenario.checks.member_list, None);
         assert_eq!(scenario.seed_commands[0].cause, Some(Cause::TlsPlainHttp));
         assert_eq!(scenario.bootstrap.steps.len(), 1);
@@ -773,14 +921,14 @@ cause = "tls-plain-http"
         let text = GOOD.replace("id = \"6702b0a34e2cfd39\"\n", "");
         assert!(!text.contains("id = "), "{text}");
         let scenario = Scenario::parse(&file, &text).unwrap();
-        assert_eq!(scenario.member.id, "6702b0a34e2cfd39");
+        assert_eq!(scenario.member().id, "6702b0a34e2cfd39");
         let text = text.replace(
             "peer_url = \"http:",
             "token = \"other\"\npeer_url = \"http:",
         );
         let scenario = Scenario::parse(&file, &text).unwrap();
         assert_eq!(
-            scenario.member.id,
+            scenario.member().id,
             member_id(&["http://127.0.0.1:2380"], "other")
         );
     }

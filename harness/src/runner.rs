@@ -263,7 +263,7 @@ async fn exercise(
         .filter(|f| f.at == At::Ready)
         .collect();
     let marker = match (&active, scenario.keys_survive) {
-        (Some(_), true) => Some(write_marker(node, &scenario.member(), client_tls).await),
+        (Some(_), true) => Some(write_marker(node, scenario.member(), client_tls).await),
         _ => None,
     };
     if active.is_some() && !ready_faults.is_empty() {
@@ -305,7 +305,7 @@ async fn exercise(
         .await?,
     );
     if let Some(marker) = marker {
-        results.push(check_marker(node, &scenario.member(), client_tls, marker).await);
+        results.push(check_marker(node, scenario.member(), client_tls, marker).await);
     }
     for entry in results.iter().filter_map(|c| c.entry.clone()) {
         report.transcript.push(entry);
@@ -536,7 +536,7 @@ async fn run_checks(
     active_since: Instant,
     version: Option<&Version>,
 ) -> Result<Vec<CheckResult>, RunError> {
-    let member = &scenario.member();
+    let member = scenario.member();
     let expect = &scenario.checks;
     let mut results = Vec::new();
     let wants_client =

@@ -160,10 +160,7 @@ async fn a_node_and_the_run_directory_are_removed_when_their_owner_panics() {
     let (engine, labels) = (harness.engine.clone(), harness.labels.clone());
     let run_dir = harness.run_dir.path().to_owned();
     let joined = tokio::spawn(async move {
-        let spec = NodeSpec {
-            image: harness.image.clone(),
-            keep: false,
-        };
+        let spec = NodeSpec::server(&harness.image);
         let _node = Node::start(&harness.engine, &harness.labels, &spec)
             .await
             .unwrap();
@@ -353,9 +350,11 @@ async fn the_node_image_does_not_carry_the_run_label() {
     );
 }
 
-/// A node and run directory kept with `--keep`; removed when dropped, also if the test panics.
+/// A node, network and run directory kept with `--keep`; removed when dropped, also if the test
+/// panics.
 struct KeptRun {
     node: String,
+    network: String,
     run_dir: PathBuf,
 }
 
@@ -363,6 +362,9 @@ impl Drop for KeptRun {
     fn drop(&mut self) {
         let _ = Command::new("docker")
             .args(["rm", "-f", &self.node])
+            .output();
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.network])
             .output();
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
@@ -385,7 +387,13 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
     };
     let node = after("node kept: docker exec -it ");
     let jumpbox = PathBuf::from(after("PKI and jumpbox: "));
+    let removal = after("remove with: docker rm -f ");
     let kept = KeptRun {
+        network: removal
+            .rsplit("docker network rm ")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
         node: node.trim_end_matches(" bash").to_owned(),
         run_dir: jumpbox.parent().expect("a run directory").to_owned(),
     };

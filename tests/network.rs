@@ -83,7 +83,9 @@ async fn nodes_sit_at_their_addresses_on_an_internal_labelled_network_removed_wi
     let labels = Labels::for_this_process();
     // A subnet of this test's own: the tutorial's may be in use by the scenarios running beside it.
     let subnet = Subnet::parse("10.241.7.0/24").unwrap();
-    let network = RunNetwork::create(&engine, &labels, subnet).await.unwrap();
+    let network = RunNetwork::create(&engine, &labels, Some(subnet))
+        .await
+        .unwrap();
     let id = network.id().to_owned();
     assert_eq!(inspect(&id, "{{.Internal}}"), "true");
     assert_eq!(
@@ -128,13 +130,13 @@ async fn nodes_sit_at_their_addresses_on_an_internal_labelled_network_removed_wi
 async fn a_run_whose_subnet_is_taken_waits_for_it() {
     let engine = Engine::connect().await.expect("a Docker engine");
     let subnet = Subnet::parse("10.241.8.0/24").unwrap();
-    let first = RunNetwork::create(&engine, &Labels::for_this_process(), subnet)
+    let first = RunNetwork::create(&engine, &Labels::for_this_process(), Some(subnet))
         .await
         .unwrap();
     let waiting = {
         let engine = engine.clone();
         tokio::spawn(async move {
-            RunNetwork::create(&engine, &Labels::for_this_process(), subnet).await
+            RunNetwork::create(&engine, &Labels::for_this_process(), Some(subnet)).await
         })
     };
     // While the first holds the subnet the engine refuses the second, which keeps asking.

@@ -16,10 +16,7 @@ async fn from_inside_a_node_the_host_and_other_containers_are_out_of_reach() {
     let harness = Harness::prepare(&mut |_| {})
         .await
         .expect("a Docker engine and the node image");
-    let spec = NodeSpec {
-        image: harness.image.clone(),
-        keep: false,
-    };
+    let spec = NodeSpec::server(&harness.image);
     let (node, other) = tokio::try_join!(
         Node::start(&harness.engine, &harness.labels, &spec),
         Node::start(&harness.engine, &harness.labels, &spec),

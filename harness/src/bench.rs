@@ -240,10 +240,7 @@ async fn baseline_boot(harness: &Harness) -> Result<Duration, RunError> {
     let node = Node::start(
         &harness.engine,
         &harness.labels,
-        &NodeSpec {
-            image: harness.image.clone(),
-            keep: false,
-        },
+        &NodeSpec::server(&harness.image),
     )
     .await?;
     let took = start.elapsed();

@@ -366,7 +366,12 @@ pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResu
             return CheckResult::judged(&command.run, command.expect, Err(vec![e.to_string()]));
         }
     };
-    let entry = Entry::of_exec("Step 6: Verify etcd is Running", &command.run, out);
+    let entry = Entry::of_exec(
+        "Step 6: Verify etcd is Running",
+        node.host(),
+        &command.run,
+        out,
+    );
     let printed = entry.output();
     let first_line = printed.lines().next().unwrap_or("").to_owned();
     // etcdctl prints its verdict last (after any retry warnings).

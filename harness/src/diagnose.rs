@@ -392,6 +392,7 @@ pub async fn troubleshoot(
         let out = node.shell(command, Duration::from_secs(15)).await?;
         transcript.push(Entry::of_exec(
             "Troubleshooting (the seed's commands)",
+            node.host(),
             command,
             out,
         ));

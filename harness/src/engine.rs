@@ -209,6 +209,8 @@ pub struct MadeOf {
     pub image: String,
     /// Its labels.
     pub labels: HashMap<String, String>,
+    /// Its host name.
+    pub hostname: String,
 }
 
 /// An exec whose standard streams are attached, for byte streaming (the port-forward).
@@ -549,6 +551,7 @@ impl Engine {
             Ok(MadeOf {
                 image: config.image.unwrap_or_default(),
                 labels: config.labels.unwrap_or_default(),
+                hostname: config.hostname.unwrap_or_default(),
             })
         })
         .await
@@ -762,14 +765,20 @@ impl Engine {
                 continue;
             }
             let action = || format!("remove network {}", short(&id));
-            within(REQUEST_TIMEOUT, action, async {
+            let gone = within(REQUEST_TIMEOUT, action, async {
                 match self.docker.remove_network(&id).await {
+                    // Nodes kept with --keep are still attached: the network goes with them, at
+                    // a later sweep.
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 403,
+                        message,
+                    }) if message.contains("active endpoints") => Ok(false),
                     Err(e) if !is_not_found(&e) => Err(EngineError::request(action())(e)),
-                    _ => Ok(()),
+                    _ => Ok(true),
                 }
             })
             .await?;
-            removed += 1;
+            removed += usize::from(gone);
         }
         Ok(removed)
     }

@@ -110,13 +110,15 @@ pub enum FaultError {
 const UNIT_PATHS: [&str; 2] = ["/etc/systemd/system/etcd.service", "/root/etcd.service"];
 
 /// Carries out `action` on `node` and returns what it did, as a transcript entry.
+/// Node-local actions act on the first of `nodes`; steps run where they say.
 pub async fn apply(
     action: &Action,
-    node: &NodeHandle,
+    nodes: &[&NodeHandle],
     bootstrap: &[Step],
     jumpbox: &Path,
     transcript: &mut Transcript,
 ) -> Result<(), FaultError> {
+    let node = nodes[0];
     let start = Instant::now();
     let timeout = Duration::from_secs(60);
     let (command, out) = match action {
@@ -150,17 +152,20 @@ pub async fn apply(
         }
         Action::RerunBootstrap => {
             for step in bootstrap {
-                let entry = steps::run_one(step, node, jumpbox).await?;
-                transcript.push(Entry {
-                    origin: Origin::Rerun,
-                    ..entry
-                });
+                for entry in steps::run_on(step, nodes, jumpbox).await? {
+                    transcript.push(Entry {
+                        origin: Origin::Rerun,
+                        ..entry
+                    });
+                }
             }
             return Ok(());
         }
         Action::Steps(more) => {
             for step in &more.steps {
-                transcript.push(steps::run_one(step, node, jumpbox).await?);
+                for entry in steps::run_on(step, nodes, jumpbox).await? {
+                    transcript.push(entry);
+                }
             }
             return Ok(());
         }
@@ -168,8 +173,13 @@ pub async fn apply(
     };
     const STEP: &str = "Fault (injected by the scenario)";
     let entry = match out {
-        Some(out) => Entry::of_exec(STEP, command, out),
-        None => Entry::done(STEP, Host::Server, command, Duration::ZERO),
+        Some(out) => Entry::of_exec(STEP, node.host(), command, out),
+        None => Entry::done(
+            STEP,
+            Host::Node(node.host().to_owned()),
+            command,
+            Duration::ZERO,
+        ),
     };
     // The fault's whole time (a reboot, waiting for a port holder), not only its command's.
     transcript.push(Entry {

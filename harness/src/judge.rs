@@ -220,6 +220,7 @@ mod tests {
     fn ran(step: &str, exit_code: i64, stdout: &str) -> Entry {
         Entry::of_exec(
             step,
+            "server",
             "true",
             ExecOutput {
                 exit_code,

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cache;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod diagnose;
 pub mod downloads;
 pub mod engine;

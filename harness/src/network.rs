@@ -9,6 +9,7 @@
 //! never takes a member's address. Dropping the [`RunNetwork`] removes it. It does not start nodes.
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bollard::models::{
@@ -120,41 +121,51 @@ impl std::fmt::Display for Subnet {
 pub struct RunNetwork {
     engine: Engine,
     id: String,
-    subnet: Subnet,
+    name: String,
+    subnet: Option<Subnet>,
 }
 
 impl RunNetwork {
-    /// Creates an internal network with `subnet`, labelled with `labels`, waiting while another
-    /// network holds the subnet.
+    /// Creates an internal network with `subnet` (or one the engine picks), labelled with
+    /// `labels`, waiting while another network holds the subnet.
     pub async fn create(
         engine: &Engine,
         labels: &Labels,
-        subnet: Subnet,
+        subnet: Option<Subnet>,
     ) -> Result<Self, NetworkError> {
+        // Several runs of one process (the matrix) share their labels: a counter tells them apart.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "etcd-harness-{}-{}",
+            labels.run_id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let ipam = subnet.map(|subnet| Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.to_string()),
+                ip_range: Some(subnet.dynamic_range()),
+                gateway: Some(subnet.gateway().to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        let shown = subnet.map_or_else(|| "any subnet".to_owned(), |s| s.to_string());
         let request = NetworkCreateRequest {
-            name: format!("etcd-harness-{}", labels.run_id()),
+            name: name.clone(),
             driver: Some("bridge".into()),
             // No route out: nodes talk to each other, and the harness reaches them through exec.
             internal: Some(true),
             labels: Some(labels.pairs().into_iter().collect()),
-            ipam: Some(Ipam {
-                config: Some(vec![IpamConfig {
-                    subnet: Some(subnet.to_string()),
-                    ip_range: Some(subnet.dynamic_range()),
-                    gateway: Some(subnet.gateway().to_string()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+            ipam,
             ..Default::default()
         };
         let docker = engine.docker().clone();
         let created = poll_until(
-            &format!("subnet {subnet} to be free on the engine"),
+            &format!("{shown} to be free on the engine"),
             SUBNET_WAIT,
             Duration::from_millis(500),
             || {
-                let (docker, request) = (docker.clone(), request.clone());
+                let (docker, request, shown) = (docker.clone(), request.clone(), shown.clone());
                 async move {
                     let created = crate::engine::create_detached(async move {
                         docker.create_network(request).await
@@ -166,7 +177,7 @@ impl RunNetwork {
                             Ok(Probe::Pending(e.to_string()))
                         }
                         Err(source) => Err(NetworkError::Engine(EngineError::Request {
-                            action: format!("create a network with subnet {subnet}"),
+                            action: format!("create a network with {shown}"),
                             source,
                         })),
                     }
@@ -175,12 +186,13 @@ impl RunNetwork {
         )
         .await?;
         let id = created.map_err(|timeout| NetworkError::SubnetBusy {
-            subnet: subnet.to_string(),
+            subnet: shown,
             detail: timeout.to_string(),
         })?;
         Ok(Self {
             engine: engine.clone(),
             id,
+            name,
             subnet,
         })
     }
@@ -190,9 +202,14 @@ impl RunNetwork {
         &self.id
     }
 
-    /// The network's subnet.
-    pub fn subnet(&self) -> Subnet {
-        self.subnet
+    /// The network's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Leaves the network after this value is gone (its nodes were kept).
+    pub fn keep(self) {
+        std::mem::forget(self);
     }
 
     /// Puts `container` (attached to this network when created) at `address`, reachable by
@@ -204,10 +221,12 @@ impl RunNetwork {
         address: Ipv4Addr,
         host: &str,
     ) -> Result<(), NetworkError> {
-        if !self.subnet.holds_member(address) {
+        if !self.subnet.is_some_and(|s| s.holds_member(address)) {
             return Err(NetworkError::BadAddress {
                 address,
-                subnet: self.subnet.to_string(),
+                subnet: self
+                    .subnet
+                    .map_or_else(|| "a subnet the engine picked".into(), |s| s.to_string()),
             });
         }
         let docker = self.engine.docker();

@@ -130,6 +130,22 @@ pub struct NodeSpec {
     pub image: NodeImage,
     /// Keep the node after the run (it is labelled so the stale sweep leaves it alone).
     pub keep: bool,
+    /// Its host name (the tutorial's single node is `server`).
+    pub hostname: String,
+    /// The run's network to attach it to, by name (`None`: the engine's default bridge).
+    pub network: Option<String>,
+}
+
+impl NodeSpec {
+    /// The tutorial's single node, `server`, on the engine's default network.
+    pub fn server(image: &NodeImage) -> Self {
+        Self {
+            image: image.clone(),
+            keep: false,
+            hostname: HOSTNAME.to_owned(),
+            network: None,
+        }
+    }
 }
 
 /// A node reached by container id: running commands in it. Diagnosis uses it on nodes this
@@ -138,26 +154,34 @@ pub struct NodeSpec {
 pub struct NodeHandle {
     engine: Engine,
     id: String,
+    host: String,
 }
 
 impl NodeHandle {
-    /// A handle on container `id` of `engine`.
-    pub fn new(engine: &Engine, id: &str) -> Self {
+    /// A handle on container `id` of `engine`, whose host name is `host`.
+    pub fn new(engine: &Engine, id: &str, host: &str) -> Self {
         Self {
             engine: engine.clone(),
             id: id.to_owned(),
+            host: host.to_owned(),
         }
+    }
+
+    /// The node's host name (`server`, `controller-0`).
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// A handle on an existing node by id or name — refused unless an etcd-harness run created it
     /// and systemd is its PID 1.
     pub async fn adopt(engine: &Engine, node: &str) -> Result<Self, NodeError> {
-        if !engine.made_of(node).await?.labels.contains_key(LABEL_OWNER) {
+        let made_of = engine.made_of(node).await?;
+        if !made_of.labels.contains_key(LABEL_OWNER) {
             return Err(NodeError::NotOurs {
                 node: node.to_owned(),
             });
         }
-        let handle = Self::new(engine, node);
+        let handle = Self::new(engine, node, &made_of.hostname);
         let pid1 = handle
             .exec(&["cat", "/proc/1/comm"], Duration::from_secs(10))
             .await?;
@@ -305,7 +329,7 @@ impl Node {
         // The image's command waits for the cgroup setup, then becomes systemd (PID 1: what
         // `systemctl` talks to and what runs etcd.service).
         let mut request = GenericImage::new(spec.image.repo.clone(), spec.image.tag.clone())
-            .with_hostname(HOSTNAME)
+            .with_hostname(spec.hostname.clone())
             // The node's own cgroups only: not the host's tree, not another container's, and no
             // hierarchy root with its `release_agent`.
             .with_cgroupns_mode(CgroupnsMode::Private)
@@ -327,6 +351,9 @@ impl Node {
         if spec.keep {
             request = request.with_label(LABEL_KEEP, "true");
         }
+        if let Some(network) = &spec.network {
+            request = request.with_network(network.clone());
+        }
         // Created in a task of its own: an interrupted run must not miss a node created a moment later.
         let container =
             create_detached(request.start())
@@ -336,7 +363,7 @@ impl Node {
                     source: Box::new(source),
                 })?;
         let node = Self {
-            handle: NodeHandle::new(engine, container.id()),
+            handle: NodeHandle::new(engine, container.id(), &spec.hostname),
             container,
         };
         node.set_up_cgroups(

@@ -153,7 +153,13 @@ impl Pki {
     ) -> Result<Vec<Identity>, PkiError> {
         let now = OffsetDateTime::now_utc();
         let (not_before, not_after) = (now - Duration::hours(1), now + Duration::days(1));
-        let names_of = |member: &MemberName| vec![member.host.clone(), member.address.clone()];
+        // A member Docker addresses (none given) is named by its host name only.
+        let names_of = |member: &MemberName| {
+            [member.host.clone(), member.address.clone()]
+                .into_iter()
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+        };
         let loopback = || ["127.0.0.1".to_owned(), "localhost".to_owned()];
         let shared = match certs {
             MemberCerts::Shared => {
@@ -272,6 +278,14 @@ impl Pki {
             &self.kube_apiserver.key_pem,
             0o600,
         )
+    }
+}
+
+impl Identity {
+    /// Writes `<name>.crt` (0644) and `<name>.key` (0600) into `dir`.
+    pub fn write_to(&self, dir: &Path, name: &str) -> Result<(), PkiError> {
+        write(&dir.join(format!("{name}.crt")), &self.cert_pem, 0o644)?;
+        write(&dir.join(format!("{name}.key")), &self.key_pem, 0o600)
     }
 }
 

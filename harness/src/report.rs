@@ -46,8 +46,10 @@ impl Phase {
 /// A node left running on purpose.
 #[derive(Debug, Clone)]
 pub struct Kept {
-    /// The container id.
-    pub container: String,
+    /// The nodes' container ids.
+    pub containers: Vec<String>,
+    /// The run's network, which the nodes are on.
+    pub network: String,
     /// The jumpbox directory with the PKI.
     pub jumpbox: PathBuf,
 }
@@ -138,10 +140,22 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
         writeln!(out, "  fix: {}", d.cause.fix())?;
     }
     if let Some(kept) = &report.kept {
-        let id = crate::engine::short(&kept.container);
-        writeln!(out, "\nnode kept: docker exec -it {id} bash")?;
+        let ids: Vec<&str> = kept
+            .containers
+            .iter()
+            .map(|c| crate::engine::short(c))
+            .collect();
+        writeln!(out)?;
+        for id in &ids {
+            writeln!(out, "node kept: docker exec -it {id} bash")?;
+        }
         writeln!(out, "PKI and jumpbox: {}", kept.jumpbox.display())?;
-        writeln!(out, "remove it with: docker rm -f {id}")?;
+        writeln!(
+            out,
+            "remove with: docker rm -f {} && docker network rm {}",
+            ids.join(" "),
+            kept.network
+        )?;
     }
     let applicable: Vec<_> = report.checks.iter().filter(|c| c.applies).collect();
     let held = applicable.iter().filter(|c| c.holds).count();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::checks::{self, CheckResult, ClientTls};
+use crate::cluster::{Cluster, ClusterError, Member};
 use crate::diagnose;
 use crate::downloads::{self, Downloads, DownloadsError, EtcdSource};
 use crate::engine::{Engine, EngineError, Labels, UploadFile};
@@ -18,9 +19,9 @@ use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
 use crate::judge;
-use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
+use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
-use crate::pki::{ClientCert, Pki, PkiError};
+use crate::pki::{ClientCert, Identity, MemberName, Pki, PkiError};
 use crate::report::{Kept, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{ExpectedMember, Scenario};
@@ -52,6 +53,9 @@ pub enum RunError {
     /// The node did not start or boot.
     #[error(transparent)]
     Node(#[from] NodeError),
+    /// The run's network or nodes could not be made.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// A step could not be carried out (not: a step's command failed).
     #[error(transparent)]
     Step(#[from] RunStepError),
@@ -191,22 +195,37 @@ pub async fn run(
         &pki,
         &downloads,
         second.as_ref(),
-        &scenario.unit_file,
+        scenario.unit_file.as_deref(),
+        &member_identities(scenario, &pki)?,
     )?;
     watch.lap(Phase::Prepare);
 
-    let spec = NodeSpec {
-        image: harness.image.clone(),
-        keep: options.keep,
-    };
-    let node = Node::start(&harness.engine, &harness.labels, &spec).await?;
+    let members: Vec<Member> = scenario
+        .members
+        .iter()
+        .map(|m| Member {
+            host: m.host.clone(),
+            address: m.address,
+        })
+        .collect();
+    let cluster = Cluster::start(
+        &harness.engine,
+        &harness.labels,
+        &harness.image,
+        &members,
+        scenario.network,
+        options.keep,
+    )
+    .await?;
     watch.lap(Phase::NodeBoot);
     if let Some(etcdutl) = &downloads.etcdutl {
-        place_etcdutl(&node, etcdutl, &mut report.transcript).await?;
+        for node in cluster.nodes() {
+            place_etcdutl(node, etcdutl, &mut report.transcript).await?;
+        }
     }
 
     exercise(
-        &node,
+        &cluster,
         scenario,
         jumpbox.path(),
         client_tls.as_ref(),
@@ -218,12 +237,14 @@ pub async fn run(
 
     if options.keep {
         harness.run_dir.keep()?;
+        let (containers, network) = cluster.keep();
         report.kept = Some(Kept {
-            container: node.keep(),
+            containers,
+            network,
             jumpbox: jumpbox.keep(),
         });
     } else {
-        node.remove().await?;
+        cluster.remove().await?;
         watch.lap(Phase::Teardown);
     }
     report.timings = watch.laps;
@@ -233,7 +254,7 @@ pub async fn run(
 /// Everything a scenario does on its node: faults, the bootstrap, the unit observed, checks and
 /// expectations judged, troubleshooting when something went wrong. Fills `report`.
 async fn exercise(
-    node: &NodeHandle,
+    cluster: &Cluster,
     scenario: &Scenario,
     jumpbox: &Path,
     client_tls: Option<&ClientTls>,
@@ -242,12 +263,15 @@ async fn exercise(
     watch: &mut Stopwatch,
 ) -> Result<(), RunError> {
     let since = unit::epoch_now();
+    let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
+    // Faults, troubleshooting and the single-node checks address the first member.
+    let node = cluster.first();
     if let Some(identity) = client_tls.and_then(|t| t.identity.as_ref()) {
         if scenario.checks.client_cert == ClientCert::OtherCa {
             place_client_identity(node, identity, &mut report.transcript).await?;
         }
     }
-    let completed = bootstrap(node, scenario, jumpbox, &mut report.transcript).await?;
+    let completed = bootstrap(&nodes, scenario, jumpbox, &mut report.transcript).await?;
     watch.lap(Phase::Bootstrap);
     report.etcd_version = etcd_version(node).await?;
 
@@ -270,7 +294,7 @@ async fn exercise(
         for fault in ready_faults {
             faults::apply(
                 &fault.action,
-                node,
+                &nodes,
                 &scenario.bootstrap.steps,
                 jumpbox,
                 &mut report.transcript,
@@ -378,6 +402,20 @@ async fn place_client_identity(
     Ok(())
 }
 
+/// Each member's host and certificate, as the scenario's `[network] certs` says.
+fn member_identities(scenario: &Scenario, pki: &Pki) -> Result<Vec<(String, Identity)>, RunError> {
+    let names: Vec<MemberName> = scenario
+        .members
+        .iter()
+        .map(|m| MemberName {
+            host: m.host.clone(),
+            address: m.address.map(|a| a.to_string()).unwrap_or_default(),
+        })
+        .collect();
+    let identities = pki.member_identities(&names, scenario.certs, &[])?;
+    Ok(names.into_iter().map(|n| n.host).zip(identities).collect())
+}
+
 /// Puts `etcdutl` (etcd 3.5+; on 3.6 `snapshot restore` lives only there) beside where the seed
 /// installs etcd and etcdctl, so day-2 steps find it.
 async fn place_etcdutl(
@@ -413,34 +451,37 @@ pub const FAULTY_DIR: &str = "/root/faulty";
 /// Runs the bootstrap's steps with the scenario's faults around them. Stops after the first step
 /// that fails; returns whether every step ran and exited 0.
 async fn bootstrap(
-    node: &NodeHandle,
+    nodes: &[&NodeHandle],
     scenario: &Scenario,
     jumpbox: &Path,
     transcript: &mut Transcript,
 ) -> Result<bool, RunError> {
     let steps = &scenario.bootstrap.steps;
+    let node = nodes[0];
     for step in steps {
         let before: Vec<&Fault> = scenario.faults.iter().filter(|f| f.before(step)).collect();
         for fault in &before {
-            faults::apply(&fault.action, node, steps, jumpbox, transcript).await?;
+            faults::apply(&fault.action, nodes, steps, jumpbox, transcript).await?;
         }
         if before.iter().any(|f| f.action == faults::Action::Skip) {
             transcript.push(Entry::done(
                 &step.name,
-                Host::Server,
+                Host::Node(node.host().to_owned()),
                 format!("# skipped by the scenario: {}", step.command),
                 Duration::ZERO,
             ));
             continue;
         }
-        let entry = steps::run_one(step, node, jumpbox).await?;
-        let failed = !entry.succeeded();
-        transcript.push(entry);
+        let entries = steps::run_on(step, nodes, jumpbox).await?;
+        let failed = entries.iter().any(|e| !e.succeeded());
+        for entry in entries {
+            transcript.push(entry);
+        }
         if failed {
             return Ok(false);
         }
         for fault in scenario.faults.iter().filter(|f| f.after(step)) {
-            faults::apply(&fault.action, node, steps, jumpbox, transcript).await?;
+            faults::apply(&fault.action, nodes, steps, jumpbox, transcript).await?;
         }
     }
     Ok(true)
@@ -626,7 +667,8 @@ fn jumpbox(
     pki: &Pki,
     downloads: &Downloads,
     second: Option<&Downloads>,
-    unit_file: &Path,
+    unit_file: Option<&Path>,
+    members: &[(String, Identity)],
 ) -> Result<tempfile::TempDir, RunError> {
     let dir = run_dir.jumpbox()?;
     let root = dir.path();
@@ -649,8 +691,16 @@ fn jumpbox(
         let name = binary.file_name().unwrap_or_default();
         std::os::unix::fs::symlink(binary, target_dir.join(name)).map_err(io(binary))?;
     }
-    let units = root.join("units");
-    std::fs::create_dir_all(&units).map_err(io(&units))?;
-    std::fs::copy(unit_file, units.join("etcd.service")).map_err(io(unit_file))?;
+    if let Some(unit_file) = unit_file {
+        let units = root.join("units");
+        std::fs::create_dir_all(&units).map_err(io(&units))?;
+        std::fs::copy(unit_file, units.join("etcd.service")).map_err(io(unit_file))?;
+    }
+    // Each member's certificate where a cluster's steps copy it from (`nodes/{host}/`).
+    for (host, identity) in members {
+        let node_dir = root.join("nodes").join(host);
+        std::fs::create_dir_all(&node_dir).map_err(io(&node_dir))?;
+        identity.write_to(&node_dir, "kubernetes")?;
+    }
     Ok(dir)
 }

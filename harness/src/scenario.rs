@@ -17,7 +17,7 @@ use crate::faults::{Action, At, Fault};
 use crate::names::by_name;
 use crate::network::Subnet;
 use crate::node::HOSTNAME;
-use crate::pki::{ClientCert, ServerCert};
+use crate::pki::{ClientCert, MemberCerts, ServerCert};
 use crate::spec::{self, line_of, SpecError};
 use crate::steps::{Bootstrap, StepsError};
 use crate::topology::{member_id, TUTORIAL_TOKEN};
@@ -158,6 +158,10 @@ pub struct NetworkSpec {
     /// The subnet the run's network has (members' addresses are in its lower half); default one
     /// Docker picks — the tutorial's is `10.240.0.0/24`.
     pub subnet: Option<String>,
+    /// One certificate per member, or one shared by all (`nodes/<host>/kubernetes.{crt,key}` on
+    /// the jumpbox either way).
+    #[serde(default)]
+    pub certs: MemberCerts,
 }
 
 /// Expectations of the harness's own checks over etcd-client; a check not named is not run.
@@ -371,7 +375,8 @@ struct RawScenario {
     etcd: Option<EtcdReq>,
     #[serde(default)]
     second_etcd: Option<Spanned<String>>,
-    unit: Spanned<PathBuf>,
+    #[serde(default)]
+    unit: Option<Spanned<PathBuf>>,
     #[serde(default = "default_steps")]
     steps: Spanned<PathBuf>,
     member: Spanned<OneOrMore>,
@@ -414,14 +419,17 @@ pub struct Scenario {
     /// A second etcd the scenario's steps switch to (an upgrade or a downgrade), laid out on the
     /// jumpbox as `downloads/second/`.
     pub second_etcd: Option<EtcdSource>,
-    /// The unit file installed as `etcd.service`.
-    pub unit_file: PathBuf,
+    /// The unit file the jumpbox holds as `units/etcd.service` (a cluster's steps may write the
+    /// unit on each node instead).
+    pub unit_file: Option<PathBuf>,
     /// The bootstrap's steps.
     pub bootstrap: Bootstrap,
     /// The cluster's members, in the file's order; the tutorial's single node is a cluster of one.
     pub members: Vec<ExpectedMember>,
-    /// The run's network.
+    /// The run's network's subnet (`None`: one the engine picks).
     pub network: Option<Subnet>,
+    /// Whose certificates the members present.
+    pub certs: MemberCerts,
     /// Expectations of the harness's checks.
     pub checks: Checks,
     /// The seed's commands to run verbatim, in order.
@@ -509,17 +517,23 @@ impl Scenario {
                 problem,
             };
         let dir = file.parent().unwrap_or(Path::new("."));
-        let unit_file = dir.join(raw.unit.get_ref());
-        if !unit_file.is_file() {
-            return Err(invalid(
-                raw.unit.span(),
-                "unit",
-                format!(
-                    "no unit file at {} (paths are relative to the scenario file)",
-                    unit_file.display()
-                ),
-            ));
-        }
+        let unit_file = match &raw.unit {
+            Some(unit) => {
+                let unit_file = dir.join(unit.get_ref());
+                if !unit_file.is_file() {
+                    return Err(invalid(
+                        unit.span(),
+                        "unit",
+                        format!(
+                            "no unit file at {} (paths are relative to the scenario file)",
+                            unit_file.display()
+                        ),
+                    ));
+                }
+                Some(unit_file)
+            }
+            None => None,
+        };
         let steps_file = dir.join(raw.steps.get_ref());
         if !steps_file.is_file() {
             return Err(invalid(
@@ -717,6 +731,27 @@ impl Scenario {
             }
             faults.push(Fault { at, action });
         }
+        // Every node a step names is a member's.
+        let fault_steps = faults.iter().flat_map(|f: &Fault| match &f.action {
+            Action::Steps(more) => more.steps.as_slice(),
+            _ => &[],
+        });
+        for step in bootstrap.steps.iter().chain(fault_steps) {
+            for host in step.hosts() {
+                if !members.iter().any(|m| m.host == host) {
+                    let hosts: Vec<&str> = members.iter().map(|m| m.host.as_str()).collect();
+                    return Err(invalid(
+                        member_span,
+                        "member.host",
+                        format!(
+                            "step `{}` runs on `{host}`, which is no member's host (members: {})",
+                            step.name,
+                            hosts.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         let mut expect_steps = Vec::new();
         for spanned in raw.expect_step {
             let span = spanned.span();
@@ -781,6 +816,7 @@ impl Scenario {
             bootstrap,
             members,
             network,
+            certs: raw.network.certs,
             checks: raw.checks,
             seed_commands,
             pki: raw.pki,
@@ -855,7 +891,7 @@ cause = "tls-plain-http"
         let (dir, file) = fixture();
         let scenario = Scenario::parse(&file, GOOD).unwrap();
         assert_eq!(scenario.name, "case");
-        assert_eq!(scenario.unit_file, dir.path().join("unit.service"));
+        assert_eq!(scenario.unit_file, Some(dir.path().join("unit.service")));
         assert!(scenario.member().tls());
         assert_eq!(scenario.member().client_port(), Some(2379));
         assert_eq!(scenario.checks.member_list, None);

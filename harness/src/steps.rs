@@ -13,7 +13,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::engine::{EngineError, UploadFile};
-use crate::names::by_name;
 use crate::node::NodeHandle;
 use crate::spec::{self, line_of, SpecError};
 use crate::transcript::{Entry, Host};
@@ -50,6 +49,14 @@ pub enum RunStepError {
         /// The engine error.
         source: EngineError,
     },
+    /// The step names a node the scenario does not have.
+    #[error("step `{step}`: no node has host name `{host}`")]
+    UnknownHost {
+        /// The step's name.
+        step: String,
+        /// The host name.
+        host: String,
+    },
     /// A file the `scp` names is not on the jumpbox.
     #[error("step `{step}`: failed to read jumpbox file {path}: {source}")]
     Jumpbox {
@@ -65,22 +72,43 @@ pub enum RunStepError {
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// `scp <sources…> root@server:<dir>`: upload jumpbox files into `dir` on the node.
+    /// `scp <sources…> root@<host>:<dir>`: upload jumpbox files into `dir` on a node. A host of
+    /// `{host}` means every node, with `{host}` in the sources naming each in turn
+    /// (`scp nodes/{host}/peer.crt root@{host}:~/`).
     Scp {
         /// Paths relative to the jumpbox directory.
         sources: Vec<String>,
+        /// The node: a host name, or `{host}` for each.
+        to: String,
         /// The destination directory on the node.
         dir: String,
     },
-    /// A shell command run verbatim on the server.
+    /// A shell command run verbatim on the nodes the step names.
     Shell(String),
 }
+
+/// Where a step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The harness host (`scp` only).
+    Jumpbox,
+    /// Every node at once — as readers do with synchronized terminals, and as a cluster needs:
+    /// `systemctl start` of one member waits for a quorum.
+    Each,
+    /// The node with this host name (`server` is the tutorial's single node).
+    Host(String),
+}
+
+/// The placeholder for "each node" in a jumpbox step.
+pub const EACH_HOST: &str = "{host}";
 
 /// One step of the bootstrap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// Its name, as the tutorial titles it.
     pub name: String,
+    /// Where it runs.
+    pub on: Target,
     /// The command text, verbatim.
     pub command: String,
     /// What it does.
@@ -109,17 +137,9 @@ struct RawBootstrap {
 #[serde(deny_unknown_fields)]
 struct RawStep {
     name: String,
-    on: On,
+    on: String,
     run: String,
 }
-
-#[derive(Clone, Copy, PartialEq)]
-enum On {
-    Jumpbox,
-    Server,
-}
-
-by_name!(On { "jumpbox" => Jumpbox, "server" => Server });
 
 impl Bootstrap {
     /// Reads and parses the steps file at `file`.
@@ -135,21 +155,37 @@ impl Bootstrap {
         for spanned in raw.step {
             let offset = spanned.span().start;
             let raw = spanned.into_inner();
-            let action = match raw.on {
-                On::Server => Action::Shell(raw.run.clone()),
-                On::Jumpbox => parse_scp(&raw.run).ok_or_else(|| {
+            let on = match raw.on.as_str() {
+                "jumpbox" => Target::Jumpbox,
+                "each" => Target::Each,
+                host if is_host_name(host) => Target::Host(host.to_owned()),
+                other => {
+                    return Err(step_error(
+                        offset,
+                        format!(
+                            "step `{}`: field `on`: `{other}` is not `jumpbox`, `each` or a \
+                             node's host name (e.g. `server`)",
+                            raw.name
+                        ),
+                    ))
+                }
+            };
+            let action = match on {
+                Target::Jumpbox => parse_scp(&raw.run).ok_or_else(|| {
                     step_error(
                         offset,
                         format!(
                             "step `{}`: field `run`: on the jumpbox only `scp <files…> \
-                             root@server:<dir>` is supported, got `{}`",
+                             root@<host>:<dir>` is supported, got `{}`",
                             raw.name, raw.run
                         ),
                     )
                 })?,
+                Target::Each | Target::Host(_) => Action::Shell(raw.run.clone()),
             };
             steps.push(Step {
                 name: raw.name,
+                on,
                 command: raw.run,
                 action,
             });
@@ -170,7 +206,10 @@ fn parse_scp(command: &str) -> Option<Action> {
     }
     let mut words: Vec<&str> = words.collect();
     let target = words.pop()?;
-    let dir = target.strip_prefix("root@server:")?;
+    let (to, dir) = target.strip_prefix("root@")?.split_once(':')?;
+    if to != EACH_HOST && !is_host_name(to) {
+        return None;
+    }
     let dir = match dir.trim_start_matches('~') {
         "" | "/" => "/root".to_owned(),
         rest if dir.starts_with('~') => format!("/root{rest}"),
@@ -181,12 +220,61 @@ fn parse_scp(command: &str) -> Option<Action> {
     }
     Some(Action::Scp {
         sources: words.into_iter().map(String::from).collect(),
+        to: to.to_owned(),
         dir,
     })
 }
 
-/// Carries out one step and returns its transcript entry (a failed command is an entry, not an
-/// error).
+/// A host name as a node can have it: letters, digits and `-`, not starting with `-`.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+impl Step {
+    /// The host names this step names (its `on`, or an `scp`'s destination), to check against the
+    /// scenario's members; none for `each` and `{host}`.
+    pub fn hosts(&self) -> Vec<&str> {
+        match (&self.on, &self.action) {
+            (Target::Host(host), _) => vec![host.as_str()],
+            (_, Action::Scp { to, .. }) if to != EACH_HOST => vec![to.as_str()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Carries out `step` on the nodes it names, of `nodes` (all at once when several), and returns
+/// their transcript entries in the nodes' order.
+pub async fn run_on(
+    step: &Step,
+    nodes: &[&NodeHandle],
+    jumpbox: &Path,
+) -> Result<Vec<Entry>, RunStepError> {
+    let each = match (&step.on, &step.action) {
+        (Target::Each, _) => true,
+        (_, Action::Scp { to, .. }) => to == EACH_HOST,
+        _ => false,
+    };
+    let targets: Vec<&NodeHandle> =
+        if each {
+            nodes.to_vec()
+        } else {
+            let host = step.hosts().first().copied().unwrap_or_default().to_owned();
+            let node = nodes.iter().find(|n| n.host() == host).ok_or_else(|| {
+                RunStepError::UnknownHost {
+                    step: step.name.clone(),
+                    host,
+                }
+            })?;
+            vec![*node]
+        };
+    futures_util::future::try_join_all(targets.into_iter().map(|node| run_one(step, node, jumpbox)))
+        .await
+}
+
+/// Carries out one step on `node` and returns its transcript entry (a failed command is an entry,
+/// not an error).
 pub async fn run_one(
     step: &Step,
     node: &NodeHandle,
@@ -198,9 +286,10 @@ pub async fn run_one(
         source,
     };
     match &step.action {
-        Action::Scp { sources, dir } => {
+        Action::Scp { sources, dir, .. } => {
             let mut files = Vec::new();
             for source in sources {
+                let source = &source.replace(EACH_HOST, node.host());
                 let path = jumpbox.join(source);
                 let jumpbox_error = |source| RunStepError::Jumpbox {
                     step: step.name.clone(),
@@ -237,7 +326,7 @@ pub async fn run_one(
                 .shell(script, STEP_TIMEOUT)
                 .await
                 .map_err(engine_error)?;
-            Ok(Entry::of_exec(&step.name, &step.command, out))
+            Ok(Entry::of_exec(&step.name, node.host(), &step.command, out))
         }
     }
 }
@@ -259,21 +348,31 @@ mod tests {
                     "downloads/client/etcdctl".into(),
                     "units/etcd.service".into()
                 ],
+                to: "server".into(),
                 dir: "/root".into()
             })
         );
     }
 
     #[test]
-    fn scp_to_another_host_or_with_flags_is_not_understood() {
-        assert_eq!(parse_scp("scp a root@other:~/"), None);
+    fn scp_names_its_node_or_each_and_flags_are_not_understood() {
         assert_eq!(parse_scp("scp -r a root@server:~/"), None);
         assert_eq!(parse_scp("rsync a root@server:~/"), None);
+        assert_eq!(parse_scp("scp a root@bad_host!:~/"), None);
         assert_eq!(
             parse_scp("scp a root@server:/etc/etcd"),
             Some(Action::Scp {
                 sources: vec!["a".into()],
+                to: "server".into(),
                 dir: "/etc/etcd".into()
+            })
+        );
+        assert_eq!(
+            parse_scp("scp nodes/{host}/peer.crt root@{host}:~/"),
+            Some(Action::Scp {
+                sources: vec!["nodes/{host}/peer.crt".into()],
+                to: EACH_HOST.into(),
+                dir: "/root".into()
             })
         );
     }

@@ -9,12 +9,12 @@ use std::time::Duration;
 use crate::engine::ExecOutput;
 
 /// Where a command ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// The harness host, playing the tutorial's jumpbox (the `scp` step).
     Jumpbox,
-    /// Inside the node container (`root@server`).
-    Server,
+    /// Inside a node container (`root@server`), by its host name.
+    Node(String),
 }
 
 /// Why a command ran.
@@ -49,11 +49,16 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A command that ran in the node, with what it printed.
-    pub fn of_exec(step: impl Into<String>, command: impl Into<String>, out: ExecOutput) -> Self {
+    /// A command that ran in node `host`, with what it printed.
+    pub fn of_exec(
+        step: impl Into<String>,
+        host: &str,
+        command: impl Into<String>,
+        out: ExecOutput,
+    ) -> Self {
         Self {
             step: step.into(),
-            host: Host::Server,
+            host: Host::Node(host.to_owned()),
             command: command.into(),
             exit_code: out.exit_code,
             stdout: out.stdout,
@@ -128,9 +133,9 @@ impl fmt::Display for Transcript {
                 }
                 step = Some((&entry.step, entry.origin));
             }
-            let prompt = match entry.host {
-                Host::Jumpbox => "jumpbox$",
-                Host::Server => "root@server:~#",
+            let prompt = match &entry.host {
+                Host::Jumpbox => "jumpbox$".to_owned(),
+                Host::Node(host) => format!("root@{host}:~#"),
             };
             let mut lines = entry.command.lines();
             writeln!(f, "{prompt} {}", lines.next().unwrap_or_default())?;
@@ -158,7 +163,7 @@ mod tests {
     fn entry(step: &str, command: &str, exit_code: i64, stdout: &str) -> Entry {
         Entry {
             step: step.into(),
-            host: Host::Server,
+            host: Host::Node("server".into()),
             command: command.into(),
             exit_code,
             stdout: stdout.into(),

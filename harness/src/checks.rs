@@ -503,3 +503,113 @@ mod tests {
         assert!(result.holds);
     }
 }
+
+/// What one member says of the cluster (`endpoint status`).
+struct Status {
+    member: String,
+    cluster_id: u64,
+    leader: u64,
+    raft_term: u64,
+}
+
+/// Every member agrees on one leader — one of them — on the cluster ID and on the raft term.
+/// `clients` are one per member: its name, its ID (hex, as etcdctl prints it) and its client.
+pub async fn cluster_agrees(
+    clients: &mut [(String, String, Result<Client, String>)],
+) -> CheckResult {
+    let observed = async {
+        let mut statuses = Vec::new();
+        for (member, _, client) in clients.iter_mut() {
+            let client = client
+                .as_mut()
+                .map_err(|e| vec![format!("{member}: no client connection: {e}")])?;
+            let status = client
+                .status()
+                .await
+                .map_err(|e| vec![format!("{member}: status failed: {e}")])?;
+            statuses.push(Status {
+                member: member.clone(),
+                cluster_id: status.header().map_or(0, |h| h.cluster_id()),
+                leader: status.leader(),
+                raft_term: status.raft_term(),
+            });
+        }
+        let said: Vec<String> = statuses
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: leader {:x}, cluster {:x}, term {}",
+                    s.member, s.leader, s.cluster_id, s.raft_term
+                )
+            })
+            .collect();
+        let first = &statuses[0];
+        let agree = statuses.iter().all(|s| {
+            (s.leader, s.cluster_id, s.raft_term)
+                == (first.leader, first.cluster_id, first.raft_term)
+        });
+        let leader = clients
+            .iter()
+            .find(|(_, id, _)| *id == format!("{:x}", first.leader))
+            .map(|(name, _, _)| name.clone());
+        match (agree, leader) {
+            (true, Some(leader)) => Ok(format!(
+                "{} members agree: leader {leader}, cluster {:x}, term {}",
+                statuses.len(),
+                first.cluster_id,
+                first.raft_term
+            )),
+            (false, _) => Err([vec!["the members disagree".to_owned()], said].concat()),
+            (true, None) => {
+                Err([vec!["the leader is none of the members".to_owned()], said].concat())
+            }
+        }
+    }
+    .await;
+    CheckResult::judged("one leader, one cluster, one term", Expect::Pass, observed)
+}
+
+/// A key written through the first member is read, linearizably, through every other.
+pub async fn replicated(clients: &mut [(String, String, Result<Client, String>)]) -> CheckResult {
+    const KEY: &str = "/registry/configmaps/default/replicated";
+    let observed = async {
+        let value = format!("written through {}", clients[0].0);
+        let mut read_by = Vec::new();
+        for (i, (member, _, client)) in clients.iter_mut().enumerate() {
+            let client = client
+                .as_mut()
+                .map_err(|e| vec![format!("{member}: no client connection: {e}")])?;
+            if i == 0 {
+                client
+                    .put(KEY, value.as_str(), None)
+                    .await
+                    .map_err(|e| vec![format!("put through {member} failed: {e}")])?;
+                continue;
+            }
+            let got = client
+                .get(KEY, None)
+                .await
+                .map_err(|e| vec![format!("linearizable read through {member} failed: {e}")])?;
+            match got.kvs().first().map(|kv| kv.value()) {
+                Some(read) if read == value.as_bytes() => read_by.push(member.clone()),
+                other => {
+                    return Err(vec![format!(
+                        "{member} read {:?} for {KEY}",
+                        other.map(String::from_utf8_lossy)
+                    )])
+                }
+            }
+        }
+        Ok(format!(
+            "written through {}, read back through {}",
+            clients[0].0,
+            read_by.join(", ")
+        ))
+    }
+    .await;
+    CheckResult::judged(
+        "a write through one member is read through every other",
+        Expect::Pass,
+        observed,
+    )
+}

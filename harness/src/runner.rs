@@ -24,7 +24,7 @@ use crate::owner::Owner;
 use crate::pki::{ClientCert, Identity, MemberName, Pki, PkiError};
 use crate::report::{Kept, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
-use crate::scenario::{ExpectedMember, Scenario};
+use crate::scenario::{Expect, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
 use crate::unit::{self, UnitError};
@@ -278,7 +278,7 @@ async fn exercise(
     let mut results = Vec::new();
     let mut active = None;
     if completed {
-        active = observe_unit(node, false).await?;
+        active = observe_unit(&nodes, false).await?;
         watch.lap(Phase::EtcdReady);
     }
     let ready_faults: Vec<&Fault> = scenario
@@ -302,7 +302,7 @@ async fn exercise(
             .await?;
         }
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
-        active = observe_unit(node, true).await?;
+        active = observe_unit(&nodes, true).await?;
     }
     // Judged once every step has run: the bootstrap's and those the faults ran.
     results.extend(judge::steps(scenario, &report.transcript, version));
@@ -319,7 +319,7 @@ async fn exercise(
     let active_since = Instant::now();
     results.extend(
         run_checks(
-            node,
+            cluster,
             scenario,
             client_tls,
             active.as_ref(),
@@ -489,15 +489,28 @@ async fn bootstrap(
 
 /// Waits for etcd.service to be active; `None` when it is not. With `through_restarts` a unit in
 /// `auto-restart` is waited for (a deliberate kill), else it ends the wait at once.
+/// Every node's unit is watched at once; the first member's state is the one returned.
 async fn observe_unit(
-    node: &NodeHandle,
+    nodes: &[&NodeHandle],
     through_restarts: bool,
 ) -> Result<Option<unit::UnitState>, RunError> {
-    match unit::wait_active(node, ACTIVE_TIMEOUT, through_restarts).await {
-        Ok(state) => Ok(Some(state)),
-        Err(UnitError::Engine(e)) => Err(e.into()),
-        Err(_) => Ok(None),
+    let states = futures_util::future::join_all(
+        nodes
+            .iter()
+            .map(|node| unit::wait_active(node, ACTIVE_TIMEOUT, through_restarts)),
+    )
+    .await;
+    let mut first = None;
+    for state in states {
+        match state {
+            Ok(state) => {
+                first.get_or_insert(state);
+            }
+            Err(UnitError::Engine(e)) => return Err(e.into()),
+            Err(_) => return Ok(None),
+        }
     }
+    Ok(first)
 }
 
 const MARKER: (&str, &str) = (
@@ -570,13 +583,14 @@ async fn check_marker(
 }
 
 async fn run_checks(
-    node: &NodeHandle,
+    cluster: &Cluster,
     scenario: &Scenario,
     tls: Option<&ClientTls>,
     active: Option<&unit::UnitState>,
     active_since: Instant,
     version: Option<&Version>,
 ) -> Result<Vec<CheckResult>, RunError> {
+    let node = cluster.first();
     let member = scenario.member();
     let expect = &scenario.checks;
     let mut results = Vec::new();
@@ -610,6 +624,9 @@ async fn run_checks(
     results.extend(not.into_iter().map(|c| {
         CheckResult::not_applicable(&c.run, judge::not_applicable(c.etcd.as_ref(), version))
     }));
+    if scenario.members.len() > 1 && expect.health == Some(Expect::Pass) {
+        results.extend(across_members(cluster, scenario, tls).await?);
+    }
     // Last, so the settle window spans all the work above: a unit that died meanwhile is caught.
     if let Some(want) = expect.health {
         results
@@ -628,6 +645,40 @@ async fn run_checks(
             }
         }
     }
+    Ok(results)
+}
+
+/// A cluster's checks through every member's client URL: member list from each, then agreement on
+/// leader, cluster and term, then a write through one read through the others.
+async fn across_members(
+    cluster: &Cluster,
+    scenario: &Scenario,
+    tls: Option<&ClientTls>,
+) -> Result<Vec<CheckResult>, RunError> {
+    let mut forwards = Vec::new();
+    let mut clients = Vec::new();
+    for member in &scenario.members {
+        let node = cluster
+            .node(&member.host)
+            .unwrap_or_else(|| cluster.first());
+        let (forward, client) = open_client(node, member, tls).await?;
+        forwards.push(forward);
+        clients.push((member.name.clone(), member.id.clone(), client));
+    }
+    let mut results = Vec::new();
+    for (name, _, client) in clients.iter_mut().skip(1) {
+        let mut result = checks::member_list(
+            client.as_mut().map_err(|e| e.as_str()),
+            Expect::Pass,
+            &scenario.members,
+        )
+        .await;
+        result.name = format!("member list through {name}");
+        results.push(result);
+    }
+    results.push(checks::cluster_agrees(&mut clients).await);
+    results.push(checks::replicated(&mut clients).await);
+    drop(forwards);
     Ok(results)
 }
 

@@ -467,43 +467,6 @@ fn line_matches(pattern: &str, line: &str) -> bool {
     rest.is_empty()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcards_match_a_latency_and_nothing_else_is_loose() {
-        let health = "127.0.0.1:2379 is healthy: successfully committed proposal: took = {*}";
-        assert!(line_matches(
-            health,
-            "127.0.0.1:2379 is healthy: successfully committed proposal: took = 1.234ms"
-        ));
-        assert!(!line_matches(health, "127.0.0.1:2379 is unhealthy: failed"));
-        assert!(line_matches("exact", "exact"));
-        assert!(!line_matches("exact", "exact but longer"));
-        assert!(line_matches("a{*}b{*}c", "a--b--c"));
-        assert!(!line_matches("a{*}b{*}c", "a--c--b"));
-    }
-
-    #[test]
-    fn expected_lines_must_appear_in_order() {
-        let expected = vec!["one".to_owned(), "two".to_owned()];
-        assert_eq!(missing_lines(&expected, "zero\none\ntwo\n"), None);
-        assert_eq!(
-            missing_lines(&expected, "two\none\n"),
-            Some("two".to_owned())
-        );
-    }
-
-    #[test]
-    fn an_expected_failure_that_does_not_happen_does_not_hold() {
-        let result = CheckResult::judged("x", Expect::Fail, Ok("exit 0".into()));
-        assert!(!result.holds);
-        let result = CheckResult::judged("x", Expect::Fail, Err(vec!["exit 1".into()]));
-        assert!(result.holds);
-    }
-}
-
 /// What one member says of the cluster (`endpoint status`).
 struct Status {
     member: String,
@@ -612,4 +575,41 @@ pub async fn replicated(clients: &mut [(String, String, Result<Client, String>)]
         Expect::Pass,
         observed,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_a_latency_and_nothing_else_is_loose() {
+        let health = "127.0.0.1:2379 is healthy: successfully committed proposal: took = {*}";
+        assert!(line_matches(
+            health,
+            "127.0.0.1:2379 is healthy: successfully committed proposal: took = 1.234ms"
+        ));
+        assert!(!line_matches(health, "127.0.0.1:2379 is unhealthy: failed"));
+        assert!(line_matches("exact", "exact"));
+        assert!(!line_matches("exact", "exact but longer"));
+        assert!(line_matches("a{*}b{*}c", "a--b--c"));
+        assert!(!line_matches("a{*}b{*}c", "a--c--b"));
+    }
+
+    #[test]
+    fn expected_lines_must_appear_in_order() {
+        let expected = vec!["one".to_owned(), "two".to_owned()];
+        assert_eq!(missing_lines(&expected, "zero\none\ntwo\n"), None);
+        assert_eq!(
+            missing_lines(&expected, "two\none\n"),
+            Some("two".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_expected_failure_that_does_not_happen_does_not_hold() {
+        let result = CheckResult::judged("x", Expect::Fail, Ok("exit 0".into()));
+        assert!(!result.holds);
+        let result = CheckResult::judged("x", Expect::Fail, Err(vec!["exit 1".into()]));
+        assert!(result.holds);
+    }
 }

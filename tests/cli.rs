@@ -371,3 +371,30 @@ fn the_matrix_prints_scenarios_by_version_with_not_applicable_cells() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_scenario_written_anywhere_gets_the_seeds_steps_and_keeps_its_paths_relative() {
+    // What a user validating their own bootstrap writes first: a scenario and a unit of their own,
+    // outside scenarios/, naming no steps file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/units/etcd.service"),
+        dir.path().join("my-etcd.service"),
+    )
+    .unwrap();
+    let file = dir.path().join("mine.toml");
+    std::fs::write(
+        &file,
+        "description = \"my own unit, the seed's steps\"\nunit = \"my-etcd.service\"\n\
+         [member]\nname = \"controller\"\npeer_url = \"http://127.0.0.1:2380\"\n\
+         client_url = \"http://127.0.0.1:2379\"\n[checks]\nmember_list = \"pass\"\n",
+    )
+    .unwrap();
+    let out = harness(&["run", file.to_str().unwrap()], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", stderr(&out));
+    assert!(
+        stdout.contains("mv etcd.service /etc/systemd/system/"),
+        "{stdout}"
+    );
+}

@@ -535,7 +535,9 @@ impl Scenario {
             None => None,
         };
         let steps_file = dir.join(raw.steps.get_ref());
-        if !steps_file.is_file() {
+        // A scenario written outside scenarios/ that names no steps file gets the seed's.
+        let built_in = raw.steps.span() == (0..0) && !steps_file.is_file();
+        if !built_in && !steps_file.is_file() {
             return Err(invalid(
                 raw.steps.span(),
                 "steps",
@@ -676,7 +678,11 @@ impl Scenario {
             ),
             None => None,
         };
-        let bootstrap = Bootstrap::load(&steps_file)?;
+        let bootstrap = if built_in {
+            Bootstrap::seed()?
+        } else {
+            Bootstrap::load(&steps_file)?
+        };
         let step_named = |prefix: &str| bootstrap.steps.iter().any(|s| s.name.starts_with(prefix));
         let mut faults = Vec::new();
         for spanned in raw.fault {
@@ -702,7 +708,10 @@ impl Scenario {
                         } else {
                             "fault.after"
                         },
-                        format!("no step of {} starts with `{step}`", steps_file.display()),
+                        format!(
+                            "no step of {} starts with `{step}`",
+                            bootstrap.file.display()
+                        ),
                     ));
                 }
             }
@@ -766,7 +775,7 @@ impl Scenario {
                     "expect_step.step",
                     format!(
                         "no step of {} starts with `{}`",
-                        steps_file.display(),
+                        bootstrap.file.display(),
                         expect.step
                     ),
                 ));

@@ -99,6 +99,10 @@ pub enum Target {
     Host(String),
 }
 
+/// The seed's bootstrap as shipped, and the name its errors would carry.
+const SEED_STEPS: &str = include_str!("../../scenarios/steps/seed.toml");
+const SEED_FILE: &str = "(built in) scenarios/steps/seed.toml";
+
 /// The placeholder for "each node" in a jumpbox step.
 pub const EACH_HOST: &str = "{host}";
 
@@ -144,7 +148,18 @@ struct RawStep {
 impl Bootstrap {
     /// Reads and parses the steps file at `file`.
     pub fn load(file: &Path) -> Result<Self, StepsError> {
-        let text = spec::read(file, "steps file")?;
+        Self::parse(file, &spec::read(file, "steps file")?)
+    }
+
+    /// The seed's own bootstrap, built in: the steps a scenario gets when it names none and has
+    /// no `steps/seed.toml` beside it (one written outside `scenarios/`).
+    pub fn seed() -> Result<Self, StepsError> {
+        Self::parse(Path::new(SEED_FILE), SEED_STEPS)
+    }
+
+    /// Parses steps `text`, read from `file`.
+    fn parse(file: &Path, text: &str) -> Result<Self, StepsError> {
+        let text = text.to_owned();
         let step_error = |offset: usize, message: String| StepsError::Step {
             file: file.to_owned(),
             line: line_of(&text, offset),

@@ -70,6 +70,8 @@ pub enum Action {
 pub struct Fault {
     /// Where.
     pub at: At,
+    /// The node it is injected on, by host name (`None`: the first member's).
+    pub on: Option<String>,
     /// What.
     pub action: Action,
 }
@@ -110,15 +112,19 @@ pub enum FaultError {
 const UNIT_PATHS: [&str; 2] = ["/etc/systemd/system/etcd.service", "/root/etcd.service"];
 
 /// Carries out `action` on `node` and returns what it did, as a transcript entry.
-/// Node-local actions act on the first of `nodes`; steps run where they say.
+/// Node-local actions act on the node `on` names (default: the first of `nodes`); steps run where
+/// they say.
 pub async fn apply(
     action: &Action,
+    on: Option<&str>,
     nodes: &[&NodeHandle],
     bootstrap: &[Step],
     jumpbox: &Path,
     transcript: &mut Transcript,
 ) -> Result<(), FaultError> {
-    let node = nodes[0];
+    let node = on
+        .and_then(|host| nodes.iter().find(|n| n.host() == host))
+        .unwrap_or(&nodes[0]);
     let start = Instant::now();
     let timeout = Duration::from_secs(60);
     let (command, out) = match action {

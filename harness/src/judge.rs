@@ -6,7 +6,7 @@ use semver::Version;
 
 use crate::checks::CheckResult;
 use crate::diagnose::{Cause, Diagnosis};
-use crate::scenario::{ExpectStep, Scenario};
+use crate::scenario::{ExpectStep, ExpectUnit, Scenario};
 use crate::transcript::{Entry, Origin, Transcript};
 use crate::unit::UnitState;
 use crate::versions::{self, EtcdReq};
@@ -101,11 +101,8 @@ pub fn rerun(transcript: &Transcript) -> CheckResult {
     )
 }
 
-/// The unit's end state as `[expect_unit]` says.
-pub fn unit(scenario: &Scenario, state: &UnitState) -> Vec<CheckResult> {
-    let Some(want) = &scenario.expect_unit else {
-        return Vec::new();
-    };
+/// A unit's end state, on node `host`, as an `[expect_unit]` says.
+pub fn unit(want: &ExpectUnit, host: &str, state: &UnitState) -> CheckResult {
     let mut mismatches = Vec::new();
     let mut compare = |field: &str, want: Option<String>, got: String| {
         if let Some(want) = want {
@@ -125,23 +122,17 @@ pub fn unit(scenario: &Scenario, state: &UnitState) -> Vec<CheckResult> {
         want.restarts.map(|r| r.to_string()),
         state.restarts.to_string(),
     );
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
     compare(
         "NeedDaemonReload",
-        want.need_daemon_reload
-            .map(|b| if b { "yes" } else { "no" }.to_owned()),
-        if state.need_daemon_reload {
-            "yes"
-        } else {
-            "no"
-        }
-        .to_owned(),
+        want.need_daemon_reload.map(yes_no),
+        yes_no(state.need_daemon_reload),
     );
-    vec![CheckResult::observed(
-        "etcd.service state",
-        mismatches.is_empty(),
-        state.to_string(),
-        mismatches,
-    )]
+    let name = match &want.host {
+        Some(_) => format!("etcd.service state on {host}"),
+        None => "etcd.service state".to_owned(),
+    };
+    CheckResult::observed(&name, mismatches.is_empty(), state.to_string(), mismatches)
 }
 
 /// Every `[[journal]]` expectation that applies to `version`, against the run's journal.
@@ -299,11 +290,12 @@ mod tests {
     fn the_unit_state_is_compared_field_by_field_in_systemds_words() {
         let (_dir, scenario) =
             scenario("[expect_unit]\nactive_state = \"activating\"\nsub_state = \"auto-restart\"");
+        let want = &scenario.expect_unit[0];
         let crash_loop =
             UnitState::parse("ActiveState=activating\nSubState=auto-restart\nNRestarts=2\n");
-        assert!(unit(&scenario, &crash_loop)[0].holds);
+        assert!(unit(want, "server", &crash_loop).holds);
         let running = UnitState::parse("ActiveState=active\nSubState=running\nNRestarts=0\n");
-        let result = &unit(&scenario, &running)[0];
+        let result = unit(want, "server", &running);
         assert!(!result.holds);
         assert!(
             result
@@ -311,8 +303,7 @@ mod tests {
                 .contains(&"ActiveState: expected activating, got active".to_owned()),
             "{result}"
         );
-        let (_dir, nothing) = self::scenario("");
-        assert!(unit(&nothing, &running).is_empty());
+        assert_eq!(result.name, "etcd.service state");
     }
 
     #[test]

@@ -266,6 +266,12 @@ async fn exercise(
     let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
     // Faults, troubleshooting and the single-node checks address the first member.
     let node = cluster.first();
+    // A member the scenario expects down (`[[expect_unit]] host = …`) is not waited for.
+    let watched: Vec<&NodeHandle> = nodes
+        .iter()
+        .copied()
+        .filter(|n| n.host() == node.host() || !scenario.expects_down(n.host()))
+        .collect();
     if let Some(identity) = client_tls.and_then(|t| t.identity.as_ref()) {
         if scenario.checks.client_cert == ClientCert::OtherCa {
             place_client_identity(node, identity, &mut report.transcript).await?;
@@ -278,7 +284,7 @@ async fn exercise(
     let mut results = Vec::new();
     let mut active = None;
     if completed {
-        active = observe_unit(&nodes, false).await?;
+        active = observe_unit(&watched, false).await?;
         watch.lap(Phase::EtcdReady);
     }
     let ready_faults: Vec<&Fault> = scenario
@@ -294,6 +300,7 @@ async fn exercise(
         for fault in ready_faults {
             faults::apply(
                 &fault.action,
+                fault.on.as_deref(),
                 &nodes,
                 &scenario.bootstrap.steps,
                 jumpbox,
@@ -302,7 +309,7 @@ async fn exercise(
             .await?;
         }
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
-        active = observe_unit(&nodes, true).await?;
+        active = observe_unit(&watched, true).await?;
     }
     // Judged once every step has run: the bootstrap's and those the faults ran.
     results.extend(judge::steps(scenario, &report.transcript, version));
@@ -313,7 +320,7 @@ async fn exercise(
     {
         results.push(judge::rerun(&report.transcript));
     }
-    if completed && active.is_none() && scenario.expect_unit.is_none() {
+    if completed && active.is_none() && scenario.expect_unit.is_empty() {
         report.failure = Some("etcd.service did not become active".to_owned());
     }
     let active_since = Instant::now();
@@ -337,7 +344,14 @@ async fn exercise(
     watch.lap(Phase::Checks);
 
     let journal = unit::journal(node, since).await?;
-    results.extend(judge::unit(scenario, &unit::state(node).await?));
+    for want in &scenario.expect_unit {
+        let on = want
+            .host
+            .as_deref()
+            .and_then(|h| cluster.node(h))
+            .unwrap_or(node);
+        results.push(judge::unit(want, on.host(), &unit::state(on).await?));
+    }
     results.extend(judge::journal(scenario, &journal, version));
     // Troubleshoot when something went wrong, or when the scenario asks what went wrong.
     let something_failed = !completed
@@ -461,7 +475,15 @@ async fn bootstrap(
     for step in steps {
         let before: Vec<&Fault> = scenario.faults.iter().filter(|f| f.before(step)).collect();
         for fault in &before {
-            faults::apply(&fault.action, nodes, steps, jumpbox, transcript).await?;
+            faults::apply(
+                &fault.action,
+                fault.on.as_deref(),
+                nodes,
+                steps,
+                jumpbox,
+                transcript,
+            )
+            .await?;
         }
         if before.iter().any(|f| f.action == faults::Action::Skip) {
             transcript.push(Entry::done(
@@ -481,7 +503,15 @@ async fn bootstrap(
             return Ok(false);
         }
         for fault in scenario.faults.iter().filter(|f| f.after(step)) {
-            faults::apply(&fault.action, nodes, steps, jumpbox, transcript).await?;
+            faults::apply(
+                &fault.action,
+                fault.on.as_deref(),
+                nodes,
+                steps,
+                jumpbox,
+                transcript,
+            )
+            .await?;
         }
     }
     Ok(true)
@@ -657,7 +687,11 @@ async fn across_members(
 ) -> Result<Vec<CheckResult>, RunError> {
     let mut forwards = Vec::new();
     let mut clients = Vec::new();
-    for member in &scenario.members {
+    for member in scenario
+        .members
+        .iter()
+        .filter(|m| !scenario.expects_down(&m.host))
+    {
         let node = cluster
             .node(&member.host)
             .unwrap_or_else(|| cluster.first());

@@ -18,7 +18,7 @@ use crate::names::by_name;
 use crate::network::Subnet;
 use crate::node::HOSTNAME;
 use crate::pki::{ClientCert, MemberCerts, ServerCert};
-use crate::spec::{self, line_of, SpecError};
+use crate::spec::{self, line_of, SpecError, TableOrTables};
 use crate::steps::{Bootstrap, StepsError};
 use crate::topology::{member_id, TUTORIAL_TOKEN};
 use crate::versions::{EtcdReq, Versioned};
@@ -110,47 +110,6 @@ impl ExpectedMember {
     }
 }
 
-/// `[member]` for the single node, or `[[member]]` once per member of a cluster.
-#[derive(Debug)]
-enum OneOrMore {
-    One(RawMember),
-    More(Vec<RawMember>),
-}
-
-impl<'de> Deserialize<'de> for OneOrMore {
-    // By hand: serde's untagged enums replace a member's own error (an unknown field, say) with
-    // "data did not match any variant".
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TableOrArray;
-
-        impl<'de> serde::de::Visitor<'de> for TableOrArray {
-            type Value = OneOrMore;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a `[member]` table, or `[[member]]` tables")
-            }
-
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                map: M,
-            ) -> Result<OneOrMore, M::Error> {
-                RawMember::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(OneOrMore::One)
-            }
-
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(
-                self,
-                seq: S,
-            ) -> Result<OneOrMore, S::Error> {
-                Vec::<RawMember>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
-                    .map(OneOrMore::More)
-            }
-        }
-
-        deserializer.deserialize_any(TableOrArray)
-    }
-}
-
 /// The run's network and the members' certificates.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +165,8 @@ pub struct ExpectStep {
 #[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectUnit {
+    /// The node whose unit this is (default: the first member's).
+    pub host: Option<String>,
     /// `ActiveState`, as systemd spells it (`active`, `activating`, `failed`, `inactive`).
     pub active_state: Option<String>,
     /// `SubState` (`running`, `auto-restart`, `dead`, …).
@@ -240,6 +201,8 @@ pub struct PkiFaults {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFault {
+    /// The node it is injected on (default: the first member's).
+    on: Option<String>,
     before: Option<String>,
     after: Option<String>,
     run: Option<String>,
@@ -379,7 +342,8 @@ struct RawScenario {
     unit: Option<Spanned<PathBuf>>,
     #[serde(default = "default_steps")]
     steps: Spanned<PathBuf>,
-    member: Spanned<OneOrMore>,
+    /// `[member]` for the single node, or `[[member]]` once per member of a cluster.
+    member: Spanned<TableOrTables<RawMember>>,
     #[serde(default)]
     network: NetworkSpec,
     #[serde(default)]
@@ -393,7 +357,7 @@ struct RawScenario {
     #[serde(default)]
     expect_step: Vec<Spanned<ExpectStep>>,
     #[serde(default)]
-    expect_unit: Option<ExpectUnit>,
+    expect_unit: TableOrTables<ExpectUnit>,
     #[serde(default)]
     journal: Vec<Spanned<ExpectJournal>>,
     diagnosis: Option<Cause>,
@@ -441,7 +405,7 @@ pub struct Scenario {
     /// Exit codes steps must have (a step not named must exit 0).
     pub expect_steps: Vec<ExpectStep>,
     /// etcd.service's state at the end.
-    pub expect_unit: Option<ExpectUnit>,
+    pub expect_unit: Vec<ExpectUnit>,
     /// Journal lines that must appear, each for the etcd versions it names.
     pub journal: Vec<(JournalPattern, Option<EtcdReq>)>,
     /// The cause the diagnosis of the run must name.
@@ -455,6 +419,15 @@ impl Scenario {
     /// troubleshooting address until they can name another.
     pub fn member(&self) -> &ExpectedMember {
         &self.members[0]
+    }
+
+    /// True when the scenario expects the unit on node `host` to end other than active (a member
+    /// stopped on purpose).
+    pub fn expects_down(&self, host: &str) -> bool {
+        self.expect_unit.iter().any(|e| {
+            e.host.as_deref() == Some(host)
+                && e.active_state.as_deref().is_some_and(|s| s != "active")
+        })
     }
 
     /// Every step the scenario runs: the bootstrap's, then those of steps files its faults run.
@@ -548,10 +521,7 @@ impl Scenario {
             ));
         }
         let member_span = raw.member.span();
-        let raw_members = match raw.member.into_inner() {
-            OneOrMore::One(member) => vec![member],
-            OneOrMore::More(members) => members,
-        };
+        let raw_members = raw.member.into_inner().0;
         let network = match &raw.network.subnet {
             Some(text) => Some(
                 Subnet::parse(text)
@@ -687,7 +657,18 @@ impl Scenario {
         let mut faults = Vec::new();
         for spanned in raw.fault {
             let span = spanned.span();
-            let fault = spanned.into_inner();
+            let mut fault = spanned.into_inner();
+            let on = fault.on.take();
+            if let Some(host) = on
+                .as_deref()
+                .filter(|h| !members.iter().any(|m| m.host == *h))
+            {
+                return Err(invalid(
+                    span,
+                    "fault.on",
+                    format!("`{host}` is no member's host"),
+                ));
+            }
             let at = match (fault.before.clone(), fault.after.clone()) {
                 (Some(step), None) => At::Before(step),
                 (None, Some(point)) if point == "ready" => At::Ready,
@@ -738,7 +719,7 @@ impl Scenario {
                     "`skip` goes with `before = \"<step>\"`".into(),
                 ));
             }
-            faults.push(Fault { at, action });
+            faults.push(Fault { at, on, action });
         }
         // Every node a step names is a member's.
         let fault_steps = faults.iter().flat_map(|f: &Fault| match &f.action {
@@ -760,6 +741,18 @@ impl Scenario {
                     ));
                 }
             }
+        }
+        let expect_unit = raw.expect_unit.0;
+        if let Some(host) = expect_unit
+            .iter()
+            .filter_map(|e| e.host.as_deref())
+            .find(|h| !members.iter().any(|m| m.host == *h))
+        {
+            return Err(invalid(
+                member_span.clone(),
+                "expect_unit.host",
+                format!("`{host}` is no member's host"),
+            ));
         }
         let mut expect_steps = Vec::new();
         for spanned in raw.expect_step {
@@ -831,7 +824,7 @@ impl Scenario {
             pki: raw.pki,
             faults,
             expect_steps,
-            expect_unit: raw.expect_unit,
+            expect_unit,
             journal,
             diagnosis: raw.diagnosis,
             keys_survive: raw.keys_survive,
@@ -1024,6 +1017,7 @@ cause = "tls-plain-http"
             scenario.faults,
             [Fault {
                 at: At::Ready,
+                on: None,
                 action: Action::HoldPort(2379)
             }]
         );

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 /// Errors reading a spec file.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,44 @@ pub enum SpecError {
         /// What is wrong, naming the field.
         message: String,
     },
+}
+
+/// A `[table]` written once, or `[[table]]` written once per item: either way, a list.
+#[derive(Debug)]
+pub struct TableOrTables<T>(pub Vec<T>);
+
+impl<T> Default for TableOrTables<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for TableOrTables<T> {
+    // By hand: serde's untagged enums replace an item's own error (an unknown field, say) with
+    // "data did not match any variant".
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Either<T> {
+            type Value = TableOrTables<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table, or an array of tables")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|one| TableOrTables(vec![one]))
+            }
+
+            fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<Self::Value, S::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(TableOrTables)
+            }
+        }
+
+        deserializer.deserialize_any(Either(std::marker::PhantomData))
+    }
 }
 
 /// Reads `file`, a `kind` of spec file ("scenario", "steps file").

@@ -665,6 +665,15 @@ impl Engine {
         &self,
         mut matches: impl FnMut(&HashMap<String, String>) -> bool,
     ) -> Result<(usize, usize), EngineError> {
+        let (containers, networks) = self.labelled().await?;
+        let mut count = |found: &[(String, HashMap<String, String>)]| {
+            found.iter().filter(|(_, labels)| matches(labels)).count()
+        };
+        Ok((count(&containers), count(&networks)))
+    }
+
+    /// The id and labels of every container, then every network, that carries [`LABEL`].
+    async fn labelled(&self) -> Result<(Labelled, Labelled), EngineError> {
         let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
         let action = || "list etcd-harness containers and networks".to_owned();
         within(REQUEST_TIMEOUT, action, async {
@@ -676,24 +685,21 @@ impl Engine {
                     ..Default::default()
                 }))
                 .await
-                .map_err(EngineError::request(action()))?;
+                .map_err(EngineError::request(action()))?
+                .into_iter()
+                .filter_map(|c| Some((c.id?, c.labels?)))
+                .collect();
             let networks = self
                 .docker
                 .list_networks(Some(ListNetworksOptions {
                     filters: Some(filters.clone()),
                 }))
                 .await
-                .map_err(EngineError::request(action()))?;
-            Ok((
-                containers
-                    .iter()
-                    .filter(|c| c.labels.as_ref().is_some_and(&mut matches))
-                    .count(),
-                networks
-                    .iter()
-                    .filter(|n| n.labels.as_ref().is_some_and(&mut matches))
-                    .count(),
-            ))
+                .map_err(EngineError::request(action()))?
+                .into_iter()
+                .filter_map(|n| Some((n.id?, n.labels?)))
+                .collect();
+            Ok((containers, networks))
         })
         .await
     }
@@ -704,24 +710,9 @@ impl Engine {
         &self,
         mut doomed: impl FnMut(&HashMap<String, String>) -> bool,
     ) -> Result<usize, EngineError> {
-        let filters = HashMap::from([("label".to_owned(), vec![LABEL.to_owned()])]);
-        let action = || "list etcd-harness containers".to_owned();
-        let containers = within(REQUEST_TIMEOUT, action, async {
-            self.docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(filters.clone()),
-                    ..Default::default()
-                }))
-                .await
-                .map_err(EngineError::request(action()))
-        })
-        .await?;
+        let (containers, networks) = self.labelled().await?;
         let mut removed = 0;
-        for c in containers {
-            let (Some(id), Some(labels)) = (c.id, c.labels) else {
-                continue;
-            };
+        for (id, labels) in containers {
             if !doomed(&labels) {
                 continue;
             }
@@ -747,20 +738,7 @@ impl Engine {
             .await?;
             removed += 1;
         }
-        let action = || "list etcd-harness networks".to_owned();
-        let networks = within(REQUEST_TIMEOUT, action, async {
-            self.docker
-                .list_networks(Some(ListNetworksOptions {
-                    filters: Some(filters.clone()),
-                }))
-                .await
-                .map_err(EngineError::request(action()))
-        })
-        .await?;
-        for n in networks {
-            let (Some(id), Some(labels)) = (n.id, n.labels) else {
-                continue;
-            };
+        for (id, labels) in networks {
             if !doomed(&labels) {
                 continue;
             }
@@ -783,6 +761,9 @@ impl Engine {
         Ok(removed)
     }
 }
+
+/// Ids and labels of labelled resources.
+type Labelled = Vec<(String, HashMap<String, String>)>;
 
 /// The owner a resource's labels name, if they name one.
 fn owner_of(labels: &HashMap<String, String>) -> Option<Owner> {

@@ -297,17 +297,14 @@ async fn exercise(
         _ => None,
     };
     if active.is_some() && !ready_faults.is_empty() {
-        for fault in ready_faults {
-            faults::apply(
-                &fault.action,
-                fault.on.as_deref(),
-                &nodes,
-                &scenario.bootstrap.steps,
-                jumpbox,
-                &mut report.transcript,
-            )
-            .await?;
-        }
+        inject(
+            &ready_faults,
+            &nodes,
+            &scenario.bootstrap.steps,
+            jumpbox,
+            &mut report.transcript,
+        )
+        .await?;
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
         active = observe_unit(&watched, true).await?;
     }
@@ -474,17 +471,7 @@ async fn bootstrap(
     let node = nodes[0];
     for step in steps {
         let before: Vec<&Fault> = scenario.faults.iter().filter(|f| f.before(step)).collect();
-        for fault in &before {
-            faults::apply(
-                &fault.action,
-                fault.on.as_deref(),
-                nodes,
-                steps,
-                jumpbox,
-                transcript,
-            )
-            .await?;
-        }
+        inject(&before, nodes, steps, jumpbox, transcript).await?;
         if before.iter().any(|f| f.action == faults::Action::Skip) {
             transcript.push(Entry::done(
                 &step.name,
@@ -502,19 +489,32 @@ async fn bootstrap(
         if failed {
             return Ok(false);
         }
-        for fault in scenario.faults.iter().filter(|f| f.after(step)) {
-            faults::apply(
-                &fault.action,
-                fault.on.as_deref(),
-                nodes,
-                steps,
-                jumpbox,
-                transcript,
-            )
-            .await?;
-        }
+        let after: Vec<&Fault> = scenario.faults.iter().filter(|f| f.after(step)).collect();
+        inject(&after, nodes, steps, jumpbox, transcript).await?;
     }
     Ok(true)
+}
+
+/// Injects `faults` in order, each on the node it names.
+async fn inject(
+    faults: &[&Fault],
+    nodes: &[&NodeHandle],
+    steps: &[steps::Step],
+    jumpbox: &Path,
+    transcript: &mut Transcript,
+) -> Result<(), RunError> {
+    for fault in faults {
+        faults::apply(
+            &fault.action,
+            fault.on.as_deref(),
+            nodes,
+            steps,
+            jumpbox,
+            transcript,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Waits for etcd.service to be active; `None` when it is not. With `through_restarts` a unit in

@@ -150,7 +150,7 @@ pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
 
 /// Waits until the unit is `active`; fails as soon as it is failed or crash-looping — unless
 /// `through_restarts`, when a unit in `auto-restart` (killed on purpose) is waited for through one
-/// restart: failing again after it is a crash loop.
+/// restart: failing again after that is a crash loop.
 pub async fn wait_active(
     node: &NodeHandle,
     timeout: Duration,
@@ -165,8 +165,11 @@ pub async fn wait_active(
             let state = state(node).await?;
             let first = first_restarts.get().unwrap_or(state.restarts);
             first_restarts.set(Some(first));
-            let waiting_out_a_restart =
-                through_restarts && state.sub_state == "auto-restart" && state.restarts <= first;
+            // systemd counts a restart as it leaves `auto-restart`, so a unit can be seen there
+            // with the count already up by one: a crash loop is a second restart that failed.
+            let waiting_out_a_restart = through_restarts
+                && state.sub_state == "auto-restart"
+                && state.restarts <= first + 1;
             if state.active == ActiveState::Active {
                 Ok(Probe::Ready(state))
             } else if state.has_failed() && !waiting_out_a_restart {

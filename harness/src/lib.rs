@@ -4,7 +4,7 @@
 //!
 //! Data flows one way: a [`scenario::Scenario`] file is parsed, [`runner::run`] starts a
 //! [`cluster::Cluster`] (a [`network`] and a [`node::Node`] per member; the tutorial's single node is
-//! a cluster of one), runs the [`steps`], observes the [`unit`], runs the [`checks`], has the
+//! a cluster of one), runs the [`steps`], observes the [`unit`](mod@unit), runs the [`checks`], has the
 //! [`judge`] decide, and returns a [`report::Report`] that [`report`] renders. The [`engine`] layer
 //! talks to Docker; nothing below the runner knows about scenarios.
 

@@ -7,7 +7,7 @@
 //! node sees only its own cgroups — never the host's tree, another container's cgroups, or a
 //! hierarchy's `release_agent`. systemd needs its cgroups writable, which Docker mounts read-only:
 //! a one-shot setup container holding CAP_SYS_ADMIN enters the node's mount and cgroup namespaces,
-//! mounts them writable, and ends; PID 1 waits for it, then becomes systemd ([`CGROUP_SETUP`]).
+//! mounts them writable, and ends; PID 1 waits for it, then becomes systemd (see `CGROUP_SETUP`).
 //!
 //! Starting a node and waiting for systemd are here; what runs inside (the bootstrap, checks) is not.
 

@@ -54,6 +54,9 @@ pub enum Cause {
     NotRunning,
     /// An older etcd refused a data directory a newer one has written (a downgrade).
     DowngradeRefused,
+    /// A cluster member cannot reach enough of its peers to form a majority: writes and
+    /// linearizable reads cannot be committed.
+    QuorumLost,
     /// The evidence matches no known cause.
     Unknown,
 }
@@ -76,6 +79,7 @@ by_name!(Cause {
     "plain-http-server" => PlainHttpServer,
     "not-running" => NotRunning,
     "downgrade-refused" => DowngradeRefused,
+    "quorum-lost" => QuorumLost,
     "unknown" => Unknown,
 });
 
@@ -105,6 +109,7 @@ impl Cause {
             Self::PlainHttpServer => "the client dialled an https:// endpoint, but the unit serves clients over plain http, so no TLS handshake can complete",
             Self::NotRunning => "etcd is not running, so nothing listens on 127.0.0.1:2379 and connections are refused",
             Self::DowngradeRefused => "the data directory was written by a newer etcd minor version, and etcd refuses to run an older one on it (no in-place downgrade), so it exits; systemd restarts it every RestartSec",
+            Self::QuorumLost => "this member runs, but cannot reach a majority of the cluster's members, so nothing can be committed: writes and linearizable reads time out (serializable reads are still served)",
             Self::Unknown => "the evidence matches no known cause; read it below",
         }
     }
@@ -129,6 +134,7 @@ impl Cause {
             Self::PlainHttpServer => "either dial http://127.0.0.1:2379 without TLS flags, or make the unit serve TLS (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth and https:// client URLs, as docker/units/etcd-tls.service does)",
             Self::NotRunning => "systemctl start etcd; if it does not stay up, read journalctl -u etcd -n 50",
             Self::DowngradeRefused => "put back the newer etcd binary (mv etcd /usr/local/bin/ && systemctl restart etcd), or restore a snapshot taken before the upgrade into a fresh data directory",
+            Self::QuorumLost => "start etcd on the members the evidence shows unreachable (systemctl start etcd on each) until a majority runs",
             Self::Unknown => "start from `journalctl -u etcd -n 50` and `systemctl status etcd`",
         }
     }
@@ -199,6 +205,30 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             .collect()
     };
     let rejected = |reason: &str| journal(&["rejected connection", reason]);
+    // Nothing could be committed, and this member cannot dial its peers (3.4: "health check for
+    // peer … could not connect: dial tcp …:2380", 3.5: "prober detected unhealthy status: dial
+    // tcp …:2380"); the lines name the peers that are down, each shown once.
+    let uncommitted = [
+        "failed to commit proposal",
+        "unhealthy cluster",
+        "request timed out",
+    ]
+    .iter()
+    .any(|t| evidence.output.contains(t));
+    let quorum_lost = if uncommitted {
+        let mut seen = Vec::new();
+        journal(&["dial tcp", ":2380"])
+            .into_iter()
+            .filter(|line| {
+                let target = dial_target(line).map(str::to_owned);
+                let new = !seen.contains(&target);
+                seen.push(target);
+                new
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let stale = evidence
         .unit_state
         .as_ref()
@@ -253,6 +283,7 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             Cause::TlsPlainHttp,
             rejected("first record does not look like a TLS handshake"),
         ),
+        (Cause::QuorumLost, quorum_lost),
     ];
     if let Some(diagnosis) = candidates
         .into_iter()
@@ -317,6 +348,13 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
         cause: Cause::Unknown,
         shown_by: Vec::new(),
     }
+}
+
+/// The address a journal line says it dialled (`dial tcp 10.240.0.11:2380`), to show each peer
+/// once.
+fn dial_target(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once("dial tcp ")?;
+    rest.split(|c: char| c == ':' || c.is_whitespace()).next()
 }
 
 /// The values of `--listen-client-urls` in a unit file's text (either `--flag v` or `--flag=v`).
@@ -478,6 +516,26 @@ mod tests {
                     Cause::DowngradeRefused
                 );
             }
+            // Two of three members down: the survivor cannot commit, and says which peers it
+            // cannot dial.
+            let journal =
+                std::fs::read_to_string(dir.join(version).join("quorum-lost.log")).unwrap();
+            let mut evidence = with_journal(&journal);
+            evidence.output = "https://127.0.0.1:2379 is unhealthy: failed to commit proposal: \
+                               context deadline exceeded\nError: unhealthy cluster"
+                .into();
+            let diagnosis = classify(&evidence);
+            assert_eq!(diagnosis.cause, Cause::QuorumLost, "{version}");
+            assert!(diagnosis
+                .shown_by
+                .iter()
+                .any(|l| l.contains("10.240.0.11:2380")));
+            assert!(diagnosis
+                .shown_by
+                .iter()
+                .any(|l| l.contains("10.240.0.12:2380")));
+            // Unreachable peers alone, with nothing failing to commit, name no lost quorum.
+            assert_ne!(classify(&with_journal(&journal)).cause, Cause::QuorumLost);
             // A warning is not a failure: the data directory's mode names no cause.
             let warning =
                 std::fs::read_to_string(dir.join(version).join("data-dir-755.log")).unwrap();

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use etcd_harness::engine::{Engine, Labels, LABEL, LABEL_KEEP, LABEL_PID};
-use etcd_harness::image;
+use etcd_harness::engine::{Labels, LABEL, LABEL_KEEP, LABEL_PID};
 use etcd_harness::node::{Node, NodeSpec};
 use etcd_harness::owner::Owner;
 use etcd_harness::rundir;
@@ -86,11 +85,7 @@ impl Drop for Made {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweep_removes_only_what_it_can_prove_dead_on_an_engine_shared_by_two_hosts() {
-    let engine = Engine::connect().await.expect("a Docker engine");
-    let image = image::ensure(&engine, &mut |_| {})
-        .await
-        .unwrap()
-        .reference();
+    let (engine, image) = crate::support::engine_with_image().await;
     let me = Owner::this_process();
     let pid1_start = std::fs::read_to_string("/proc/1/stat").unwrap();
     let pid1_start: u64 = pid1_start
@@ -303,11 +298,7 @@ async fn a_sigkilled_runs_node_and_directory_are_removed_by_its_reaper() {
 async fn leftovers_of_a_killed_run_without_a_reaper_are_swept_at_the_next_start() {
     // What a SIGKILLed library user (a test process) leaves: a node and a run directory of an
     // owner that is gone, with no reaper watching.
-    let engine = Engine::connect().await.expect("a Docker engine");
-    let image = image::ensure(&engine, &mut |_| {})
-        .await
-        .unwrap()
-        .reference();
+    let image = crate::support::node_image().await;
     let me = Owner::this_process();
     let gone = Owner {
         pid: u32::MAX - 7,
@@ -328,11 +319,7 @@ async fn leftovers_of_a_killed_run_without_a_reaper_are_swept_at_the_next_start(
 async fn the_node_image_does_not_carry_the_run_label() {
     // Containers inherit their image's labels: the node image must not carry the run label, or
     // every container made from it would look like one of a run's.
-    let engine = Engine::connect().await.expect("a Docker engine");
-    let image = image::ensure(&engine, &mut |_| {})
-        .await
-        .unwrap()
-        .reference();
+    let image = crate::support::node_image().await;
     let out = Command::new("docker")
         .args([
             "image",

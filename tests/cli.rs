@@ -273,12 +273,7 @@ impl Drop for Container {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn diagnose_refuses_a_container_no_run_created_and_one_without_systemd() {
-    let engine = etcd_harness::engine::Engine::connect()
-        .await
-        .expect("a Docker engine");
-    etcd_harness::image::ensure(&engine, &mut |_| {})
-        .await
-        .unwrap();
+    crate::support::node_image().await;
     let strangers = Container::run(&[]);
     let out = harness(&["diagnose", &strangers.0], &[]);
     assert_eq!(out.status.code(), Some(2));

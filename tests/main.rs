@@ -9,3 +9,4 @@ mod network;
 mod privilege;
 mod scenarios;
 mod sources;
+mod support;

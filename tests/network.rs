@@ -5,7 +5,6 @@
 use std::process::Command;
 
 use etcd_harness::engine::{Engine, Labels, LABEL_OWNER};
-use etcd_harness::image;
 use etcd_harness::network::{RunNetwork, Subnet};
 
 /// A container made by hand on a network; removed when dropped, also if the test panics.
@@ -75,11 +74,7 @@ fn inspect(id: &str, format: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_sit_at_their_addresses_on_an_internal_labelled_network_removed_with_the_run() {
-    let engine = Engine::connect().await.expect("a Docker engine");
-    let image = image::ensure(&engine, &mut |_| {})
-        .await
-        .unwrap()
-        .reference();
+    let (engine, image) = crate::support::engine_with_image().await;
     let labels = Labels::for_this_process();
     // A subnet of this test's own: the tutorial's may be in use by the scenarios running beside it.
     let subnet = Subnet::parse("10.241.7.0/24").unwrap();

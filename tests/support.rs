@@ -1,0 +1,19 @@
+//! What the integration tests share: an engine with the node image on it.
+
+use etcd_harness::engine::Engine;
+use etcd_harness::image;
+
+/// A connected engine and the node image's reference (built on first use, a cache hit after).
+pub async fn engine_with_image() -> (Engine, String) {
+    let engine = Engine::connect().await.expect("a Docker engine");
+    let image = image::ensure(&engine, &mut |_| {})
+        .await
+        .expect("the node image (see README: what it needs)")
+        .reference();
+    (engine, image)
+}
+
+/// The node image's reference, for tests that make containers with the docker CLI.
+pub async fn node_image() -> String {
+    engine_with_image().await.1
+}

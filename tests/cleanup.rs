@@ -48,18 +48,9 @@ impl Made {
     }
 
     fn docker(kind: &'static str, args: &[String]) -> Self {
-        let out = Command::new("docker")
-            .args(args)
-            .output()
-            .expect("docker CLI");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         Self {
             kind,
-            id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            id: crate::support::docker(args),
         }
     }
 

@@ -256,12 +256,7 @@ impl Container {
             args.extend(["--label".to_owned(), label.clone()]);
         }
         args.extend([image, "sleep".into(), "600".into()]);
-        let out = Command::new("docker")
-            .args(&args)
-            .output()
-            .expect("docker CLI");
-        assert!(out.status.success(), "{}", stderr(&out));
-        Self(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        Self(crate::support::docker(&args))
     }
 }
 

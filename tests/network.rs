@@ -7,42 +7,27 @@ use std::process::Command;
 use etcd_harness::engine::{Engine, Labels, LABEL_OWNER};
 use etcd_harness::network::{RunNetwork, Subnet};
 
+use crate::support::docker;
+
 /// A container made by hand on a network; removed when dropped, also if the test panics.
 struct Attached(String);
 
 impl Attached {
     fn create(image: &str, network: &str, host: &str) -> Self {
-        let out = Command::new("docker")
-            .args([
-                "create",
-                "--network",
-                network,
-                "--hostname",
-                host,
-                image,
-                "sleep",
-                "300",
-            ])
-            .output()
-            .expect("docker CLI");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        Self(docker(&[
+            "create",
+            "--network",
+            network,
+            "--hostname",
+            host,
+            image,
+            "sleep",
+            "300",
+        ]))
     }
 
     fn start(&self) {
-        let out = Command::new("docker")
-            .args(["start", &self.0])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        docker(&["start", &self.0]);
     }
 
     fn exec(&self, script: &str) -> String {

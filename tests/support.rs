@@ -17,3 +17,20 @@ pub async fn engine_with_image() -> (Engine, String) {
 pub async fn node_image() -> String {
     engine_with_image().await.1
 }
+
+/// Runs the docker CLI with `args`, which must succeed, and returns what it printed, trimmed.
+pub fn docker<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {:?}: {}",
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}

@@ -38,6 +38,7 @@ pub struct Cluster {
     // Declared first so they are dropped first: a network with nodes attached cannot be removed.
     nodes: Vec<Node>,
     network: RunNetwork,
+    members: Vec<Member>,
 }
 
 impl Cluster {
@@ -69,7 +70,11 @@ impl Cluster {
             }
         }))
         .await?;
-        Ok(Self { nodes, network })
+        Ok(Self {
+            nodes,
+            network,
+            members: members.to_vec(),
+        })
     }
 
     /// The first member's node: the tutorial's single node.
@@ -85,6 +90,29 @@ impl Cluster {
     /// The node whose host name is `host`.
     pub fn node(&self, host: &str) -> Option<&NodeHandle> {
         self.nodes().find(|n| n.host() == host)
+    }
+
+    /// Cuts node `host` off the run's network: the other members cannot reach it, nor it them.
+    /// A Docker network disconnect rather than a firewall in the node: it needs no capability in
+    /// the node (nftables would need NET_ADMIN), and it partitions every protocol at once.
+    pub async fn isolate(&self, host: &str) -> Result<(), NetworkError> {
+        let node = self
+            .node(host)
+            .ok_or_else(|| NetworkError::NoSuchHost(host.to_owned()))?;
+        self.network.disconnect(node.id()).await
+    }
+
+    /// Puts node `host` back on the run's network at its address, under its host name.
+    pub async fn heal(&self, host: &str) -> Result<(), NetworkError> {
+        let node = self
+            .node(host)
+            .ok_or_else(|| NetworkError::NoSuchHost(host.to_owned()))?;
+        let address = self
+            .members
+            .iter()
+            .find(|m| m.host == host)
+            .and_then(|m| m.address);
+        self.network.connect(node.id(), address, host).await
     }
 
     /// Leaves the nodes and the network running after this value is gone; returns the nodes'

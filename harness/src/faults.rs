@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cluster::Cluster;
 use crate::engine::{EngineError, UploadFile};
 use crate::node::{NodeError, NodeHandle};
 use crate::steps::{self, Bootstrap, RunStepError, Step};
@@ -60,6 +61,20 @@ pub enum Action {
     Reboot,
     /// Runs the whole bootstrap again.
     RerunBootstrap,
+    /// Stops the member's etcd (`systemctl stop etcd`).
+    Stop,
+    /// Starts the member's etcd (`systemctl start etcd`; with `Type=notify` it returns once etcd
+    /// is ready, which a cluster member is only with a quorum).
+    Start,
+    /// Freezes the member's etcd process (SIGSTOP): it holds its ports and connections but answers
+    /// nothing — a stalled disk or a long GC pause, as its peers see it.
+    Pause,
+    /// Thaws a paused etcd (SIGCONT).
+    Resume,
+    /// Cuts the member's node off the run's network (see [`crate::cluster::Cluster::isolate`]).
+    Isolate,
+    /// Puts an isolated node back on the network at its address.
+    Heal,
     /// Runs the steps of another steps file (day-2 work: a snapshot, an upgrade), each recorded
     /// under its own name; a failing step does not stop the next.
     Steps(Bootstrap),
@@ -103,6 +118,9 @@ pub enum FaultError {
     /// The unit file to edit is not where the fault's point implies, or lacks the text.
     #[error("fault edit_unit: {0}")]
     Edit(String),
+    /// The network could not isolate or heal the node.
+    #[error("fault: {0}")]
+    Network(#[from] crate::network::NetworkError),
     /// The port holder did not start listening.
     #[error("fault hold_port: {0}")]
     Hold(Timeout),
@@ -112,19 +130,18 @@ pub enum FaultError {
 const UNIT_PATHS: [&str; 2] = ["/etc/systemd/system/etcd.service", "/root/etcd.service"];
 
 /// Carries out `action` on `node` and returns what it did, as a transcript entry.
-/// Node-local actions act on the node `on` names (default: the first of `nodes`); steps run where
+/// Node-local actions act on the node `on` names (default: the first member's); steps run where
 /// they say.
 pub async fn apply(
     action: &Action,
     on: Option<&str>,
-    nodes: &[&NodeHandle],
+    cluster: &Cluster,
     bootstrap: &[Step],
     jumpbox: &Path,
     transcript: &mut Transcript,
 ) -> Result<(), FaultError> {
-    let node = on
-        .and_then(|host| nodes.iter().find(|n| n.host() == host))
-        .unwrap_or(&nodes[0]);
+    let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
+    let node = on.and_then(|host| cluster.node(host)).unwrap_or(nodes[0]);
     let start = Instant::now();
     let timeout = Duration::from_secs(60);
     let (command, out) = match action {
@@ -152,13 +169,45 @@ pub async fn apply(
                 Some(out),
             )
         }
+        Action::Stop => (
+            "systemctl stop etcd".to_owned(),
+            Some(node.exec(&["systemctl", "stop", "etcd"], timeout).await?),
+        ),
+        Action::Start => (
+            "systemctl start etcd".to_owned(),
+            Some(node.exec(&["systemctl", "start", "etcd"], timeout).await?),
+        ),
+        Action::Pause | Action::Resume => {
+            let signal = if *action == Action::Pause {
+                "STOP"
+            } else {
+                "CONT"
+            };
+            let script = format!("kill -{signal} \"$(systemctl show -p MainPID --value etcd)\"");
+            let out = node.shell(&script, timeout).await?;
+            (script, Some(out))
+        }
+        Action::Isolate => {
+            cluster.isolate(node.host()).await?;
+            (
+                "isolate the node: detach it from the run's network".to_owned(),
+                None,
+            )
+        }
+        Action::Heal => {
+            cluster.heal(node.host()).await?;
+            (
+                "heal the node: attach it to the run's network again, at its address".to_owned(),
+                None,
+            )
+        }
         Action::Reboot => {
             node.reboot().await?;
             ("reboot the node (docker restart)".to_owned(), None)
         }
         Action::RerunBootstrap => {
             for step in bootstrap {
-                for entry in steps::run_on(step, nodes, jumpbox).await? {
+                for entry in steps::run_on(step, &nodes, jumpbox).await? {
                     transcript.push(Entry {
                         origin: Origin::Rerun,
                         ..entry
@@ -169,7 +218,7 @@ pub async fn apply(
         }
         Action::Steps(more) => {
             for step in &more.steps {
-                for entry in steps::run_on(step, nodes, jumpbox).await? {
+                for entry in steps::run_on(step, &nodes, jumpbox).await? {
                     transcript.push(entry);
                 }
             }

@@ -7,7 +7,7 @@ use semver::Version;
 use crate::checks::CheckResult;
 use crate::diagnose::{Cause, Diagnosis};
 use crate::scenario::{ExpectStep, ExpectUnit, Scenario};
-use crate::transcript::{Entry, Origin, Transcript};
+use crate::transcript::{Entry, Host, Origin, Transcript};
 use crate::unit::UnitState;
 use crate::versions::{self, EtcdReq};
 
@@ -20,8 +20,9 @@ pub fn not_applicable(req: Option<&EtcdReq>, version: Option<&Version>) -> Strin
     }
 }
 
-/// Each step must exit as the scenario says (0 unless named); a step that did not run fails its
-/// expectation.
+/// Each step must exit as the scenario says (0 unless named), on every node it ran on; an
+/// expectation naming a host applies to that node's run of the step only. A step that did not run
+/// fails its expectation.
 pub fn steps(
     scenario: &Scenario,
     transcript: &Transcript,
@@ -29,50 +30,80 @@ pub fn steps(
 ) -> Vec<CheckResult> {
     let mut results = Vec::new();
     for step in scenario.all_steps() {
-        let want = scenario
+        let wants: Vec<&ExpectStep> = scenario
             .expect_steps
             .iter()
-            .find(|e| step.name.starts_with(e.step.as_str()));
-        if let Some(want) = want.filter(|e| !versions::applies(e.etcd.as_ref(), version)) {
+            .filter(|e| step.name.starts_with(e.step.as_str()))
+            .collect();
+        let (wants, not): (Vec<&ExpectStep>, Vec<&ExpectStep>) = wants
+            .into_iter()
+            .partition(|e| versions::applies(e.etcd.as_ref(), version));
+        for want in not {
             results.push(CheckResult::not_applicable(
                 &format!("{} exits {}", step.name, want.exit_code),
                 not_applicable(want.etcd.as_ref(), version),
             ));
-            continue;
         }
-        let code = want.map(|e| e.exit_code).unwrap_or(0);
-        let ran = transcript
+        let ran: Vec<&Entry> = transcript
             .entries()
             .iter()
-            .find(|e| e.step == step.name && e.origin == Origin::First);
-        let (holds, summary) = match (ran, want) {
-            (Some(entry), _) if entry.exit_code != code => {
-                (false, format!("exit {}", entry.exit_code))
-            }
-            (
-                Some(entry),
-                Some(ExpectStep {
-                    output: Some(text), ..
-                }),
-            ) => {
-                let printed = entry.output();
-                if printed.contains(text.as_str()) {
+            .filter(|e| e.step == step.name && e.origin == Origin::First)
+            .collect();
+        let several = ran.len() > 1;
+        for entry in &ran {
+            let host = match &entry.host {
+                Host::Node(host) => Some(host.as_str()),
+                Host::Jumpbox => None,
+            };
+            let want = wants
+                .iter()
+                .find(|e| e.host.is_none() || e.host.as_deref() == host);
+            let code = want.map_or(0, |e| e.exit_code);
+            let output = want.and_then(|e| e.output.as_deref());
+            let holds_code = entry.exit_code == code;
+            let (holds, summary) = match output {
+                _ if !holds_code => (false, format!("exit {}", entry.exit_code)),
+                Some(text) if entry.output().contains(text) => {
                     (true, format!("exit {code}, printed `{text}`"))
-                } else {
-                    (false, format!("exit {code}, but did not print `{text}`"))
                 }
+                Some(text) => (false, format!("exit {code}, but did not print `{text}`")),
+                // Steps the scenario says nothing about must simply succeed; only a failure is news.
+                None if want.is_none() => continue,
+                None => (true, format!("exit {code}")),
+            };
+            let on = match host {
+                Some(host) if several || want.is_some_and(|w| w.host.is_some()) => {
+                    format!(" on {host}")
+                }
+                _ => String::new(),
+            };
+            results.push(CheckResult::observed(
+                &format!("{}{on} exits {code}", step.name),
+                holds,
+                summary,
+                Vec::new(),
+            ));
+        }
+        // An expectation no run of the step met: the step did not run there.
+        for want in &wants {
+            let ran_there = ran.iter().any(|e| match (&want.host, &e.host) {
+                (None, _) => true,
+                (Some(want), Host::Node(host)) => want == host,
+                (Some(_), Host::Jumpbox) => false,
+            });
+            if !ran_there {
+                let on = want
+                    .host
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!(" on {h}"));
+                results.push(CheckResult::observed(
+                    &format!("{}{on} exits {}", step.name, want.exit_code),
+                    false,
+                    "did not run".to_owned(),
+                    Vec::new(),
+                ));
             }
-            (Some(entry), Some(_)) => (true, format!("exit {}", entry.exit_code)),
-            (None, Some(_)) => (false, "did not run".to_owned()),
-            // Steps the scenario says nothing about must simply succeed; only a failure is news.
-            (_, None) => continue,
-        };
-        results.push(CheckResult::observed(
-            &format!("{} exits {code}", step.name),
-            holds,
-            summary,
-            Vec::new(),
-        ));
+        }
     }
     results
 }
@@ -249,6 +280,46 @@ mod tests {
         assert!(!results[0].holds, "an unnamed step must exit 0");
         assert_eq!(results[1].summary, "did not run");
         assert!(!results[1].holds);
+    }
+
+    #[test]
+    fn a_step_expectation_naming_a_host_judges_that_nodes_run_only() {
+        let (_dir, mut scenario) = scenario("[[expect_step]]\nstep = \"Step 2\"\nexit_code = 1");
+        scenario.expect_steps[0].host = Some("b".into());
+        let on = |host: &str, code| Entry {
+            host: Host::Node(host.into()),
+            ..ran("Step 2", code, "")
+        };
+        let mut transcript = Transcript::default();
+        transcript.push(ran("Step 1", 0, ""));
+        transcript.push(on("a", 0));
+        transcript.push(on("b", 1));
+        let results = steps(&scenario, &transcript, None);
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_eq!(results[0].name, "Step 2 on b exits 1");
+        assert!(results[0].holds, "{}", results[0]);
+
+        let mut transcript = Transcript::default();
+        transcript.push(on("a", 1));
+        transcript.push(on("b", 1));
+        let results = steps(&scenario, &transcript, None);
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|r| !r.holds)
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            ["Step 2 on a exits 0"],
+            "the others must still exit 0"
+        );
+
+        let mut transcript = Transcript::default();
+        transcript.push(on("a", 0));
+        let results = steps(&scenario, &transcript, None);
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].name, "Step 2 on b exits 1");
+        assert_eq!(results[0].summary, "did not run");
     }
 
     #[test]

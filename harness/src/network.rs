@@ -53,6 +53,9 @@ pub enum NetworkError {
         /// What the engine said last.
         detail: String,
     },
+    /// No node of the run has this host name.
+    #[error("no node of this run is called `{0}`")]
+    NoSuchHost(String),
     /// An engine call failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -229,46 +232,64 @@ impl RunNetwork {
                     .map_or_else(|| "a subnet the engine picked".into(), |s| s.to_string()),
             });
         }
-        let docker = self.engine.docker();
-        let action = || {
-            format!(
-                "place {} at {address} on {}",
-                short(container),
-                short(&self.id)
-            )
+        self.disconnect(container).await?;
+        self.connect(container, Some(address), host).await
+    }
+
+    /// Detaches `container` from the network: it keeps only its loopback, so nothing of the
+    /// network reaches it and it reaches nothing (a partition with no capability in the node).
+    pub async fn disconnect(&self, container: &str) -> Result<(), NetworkError> {
+        let action = format!("detach {} from {}", short(container), short(&self.id));
+        let request = NetworkDisconnectRequest {
+            container: container.to_owned(),
+            force: Some(true),
         };
-        within(Duration::from_secs(60), action, async {
-            docker
-                .disconnect_network(
-                    &self.id,
-                    NetworkDisconnectRequest {
-                        container: container.to_owned(),
-                        force: Some(true),
-                    },
-                )
+        within(Duration::from_secs(60), || action.clone(), async {
+            self.engine
+                .docker()
+                .disconnect_network(&self.id, request)
                 .await
                 .map_err(|source| EngineError::Request {
-                    action: action(),
+                    action: action.clone(),
                     source,
-                })?;
-            docker
-                .connect_network(
-                    &self.id,
-                    NetworkConnectRequest {
-                        container: container.to_owned(),
-                        endpoint_config: Some(EndpointSettings {
-                            ipam_config: Some(EndpointIpamConfig {
-                                ipv4_address: Some(address.to_string()),
-                                ..Default::default()
-                            }),
-                            aliases: Some(vec![host.to_owned()]),
-                            ..Default::default()
-                        }),
-                    },
-                )
+                })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Attaches `container` to the network at `address` (or one the engine picks), reachable by
+    /// `host`.
+    pub async fn connect(
+        &self,
+        container: &str,
+        address: Option<Ipv4Addr>,
+        host: &str,
+    ) -> Result<(), NetworkError> {
+        let action = format!(
+            "attach {} to {} at {}",
+            short(container),
+            short(&self.id),
+            address.map_or_else(|| "any address".to_owned(), |a| a.to_string())
+        );
+        let request = NetworkConnectRequest {
+            container: container.to_owned(),
+            endpoint_config: Some(EndpointSettings {
+                ipam_config: address.map(|address| EndpointIpamConfig {
+                    ipv4_address: Some(address.to_string()),
+                    ..Default::default()
+                }),
+                aliases: Some(vec![host.to_owned()]),
+                ..Default::default()
+            }),
+        };
+        within(Duration::from_secs(60), || action.clone(), async {
+            self.engine
+                .docker()
+                .connect_network(&self.id, request)
                 .await
                 .map_err(|source| EngineError::Request {
-                    action: action(),
+                    action: action.clone(),
                     source,
                 })
         })

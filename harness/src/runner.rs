@@ -21,7 +21,7 @@ use crate::image::{self, ImageError, NodeImage};
 use crate::judge;
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
-use crate::pki::{ClientCert, Identity, MemberName, Pki, PkiError};
+use crate::pki::{ClientCert, Identity, MemberName, PeerCert, Pki, PkiError};
 use crate::report::{Kept, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{Expect, ExpectedMember, Scenario};
@@ -277,7 +277,7 @@ async fn exercise(
             place_client_identity(node, identity, &mut report.transcript).await?;
         }
     }
-    let completed = bootstrap(&nodes, scenario, jumpbox, &mut report.transcript).await?;
+    let completed = bootstrap(cluster, scenario, jumpbox, &mut report.transcript).await?;
     watch.lap(Phase::Bootstrap);
     report.etcd_version = etcd_version(node).await?;
 
@@ -299,7 +299,7 @@ async fn exercise(
     if active.is_some() && !ready_faults.is_empty() {
         inject(
             &ready_faults,
-            &nodes,
+            cluster,
             &scenario.bootstrap.steps,
             jumpbox,
             &mut report.transcript,
@@ -423,7 +423,13 @@ fn member_identities(scenario: &Scenario, pki: &Pki) -> Result<Vec<(String, Iden
             address: m.address.map(|a| a.to_string()).unwrap_or_default(),
         })
         .collect();
-    let identities = pki.member_identities(&names, scenario.certs, &[])?;
+    let faulty: Vec<(String, PeerCert)> = scenario
+        .pki
+        .peer
+        .iter()
+        .map(|f| (f.host.clone(), f.cert))
+        .collect();
+    let identities = pki.member_identities(&names, scenario.certs, &faulty)?;
     Ok(names.into_iter().map(|n| n.host).zip(identities).collect())
 }
 
@@ -462,16 +468,17 @@ pub const FAULTY_DIR: &str = "/root/faulty";
 /// Runs the bootstrap's steps with the scenario's faults around them. Stops after the first step
 /// that fails; returns whether every step ran and exited 0.
 async fn bootstrap(
-    nodes: &[&NodeHandle],
+    cluster: &Cluster,
     scenario: &Scenario,
     jumpbox: &Path,
     transcript: &mut Transcript,
 ) -> Result<bool, RunError> {
     let steps = &scenario.bootstrap.steps;
-    let node = nodes[0];
+    let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
+    let node = cluster.first();
     for step in steps {
         let before: Vec<&Fault> = scenario.faults.iter().filter(|f| f.before(step)).collect();
-        inject(&before, nodes, steps, jumpbox, transcript).await?;
+        inject(&before, cluster, steps, jumpbox, transcript).await?;
         if before.iter().any(|f| f.action == faults::Action::Skip) {
             transcript.push(Entry::done(
                 &step.name,
@@ -481,7 +488,7 @@ async fn bootstrap(
             ));
             continue;
         }
-        let entries = steps::run_on(step, nodes, jumpbox).await?;
+        let entries = steps::run_on(step, &nodes, jumpbox).await?;
         let failed = entries.iter().any(|e| !e.succeeded());
         for entry in entries {
             transcript.push(entry);
@@ -490,7 +497,7 @@ async fn bootstrap(
             return Ok(false);
         }
         let after: Vec<&Fault> = scenario.faults.iter().filter(|f| f.after(step)).collect();
-        inject(&after, nodes, steps, jumpbox, transcript).await?;
+        inject(&after, cluster, steps, jumpbox, transcript).await?;
     }
     Ok(true)
 }
@@ -498,7 +505,7 @@ async fn bootstrap(
 /// Injects `faults` in order, each on the node it names.
 async fn inject(
     faults: &[&Fault],
-    nodes: &[&NodeHandle],
+    cluster: &Cluster,
     steps: &[steps::Step],
     jumpbox: &Path,
     transcript: &mut Transcript,
@@ -507,7 +514,7 @@ async fn inject(
         faults::apply(
             &fault.action,
             fault.on.as_deref(),
-            nodes,
+            cluster,
             steps,
             jumpbox,
             transcript,

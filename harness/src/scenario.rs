@@ -17,7 +17,7 @@ use crate::faults::{Action, At, Fault};
 use crate::names::by_name;
 use crate::network::Subnet;
 use crate::node::HOSTNAME;
-use crate::pki::{ClientCert, MemberCerts, ServerCert};
+use crate::pki::{ClientCert, MemberCerts, PeerCert, ServerCert};
 use crate::spec::{self, line_of, SpecError, TableOrTables};
 use crate::steps::{Bootstrap, StepsError};
 use crate::topology::{member_id, TUTORIAL_TOKEN};
@@ -153,6 +153,8 @@ fn yes() -> bool {
 pub struct ExpectStep {
     /// The step, by the start of its name.
     pub step: String,
+    /// The node whose run of the step this is about (default: every node it runs on).
+    pub host: Option<String>,
     /// Its exit code.
     pub exit_code: i64,
     /// Text its output (stdout and stderr) must contain.
@@ -190,12 +192,25 @@ pub struct ExpectJournal {
 }
 
 /// The server-side faults of the PKI.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PkiFaults {
     /// What `kube-apiserver.crt/key` on the jumpbox are.
     #[serde(default)]
     pub server: ServerCert,
+    /// Members whose certificate (`nodes/<host>/kubernetes.{crt,key}`) is wrong, and how.
+    #[serde(default)]
+    pub peer: Vec<PeerFault>,
+}
+
+/// One member's certificate made wrong.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerFault {
+    /// The member, by host name.
+    pub host: String,
+    /// What is wrong with its certificate.
+    pub cert: PeerCert,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +229,12 @@ struct RawFault {
     reboot: Option<bool>,
     rerun_bootstrap: Option<bool>,
     steps: Option<PathBuf>,
+    stop: Option<bool>,
+    start: Option<bool>,
+    pause: Option<bool>,
+    resume: Option<bool>,
+    isolate: Option<bool>,
+    heal: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +308,18 @@ impl RawFault {
         }
         if self.rerun_bootstrap == Some(true) {
             actions.push(("rerun_bootstrap", Action::RerunBootstrap));
+        }
+        for (name, given, action) in [
+            ("stop", self.stop, Action::Stop),
+            ("start", self.start, Action::Start),
+            ("pause", self.pause, Action::Pause),
+            ("resume", self.resume, Action::Resume),
+            ("isolate", self.isolate, Action::Isolate),
+            ("heal", self.heal, Action::Heal),
+        ] {
+            if given == Some(true) {
+                actions.push((name, action));
+            }
         }
         if actions.len() == 1 {
             Ok(actions.remove(0).1)
@@ -703,7 +736,8 @@ impl Scenario {
                     "fault",
                     format!(
                         "name exactly one action (run, edit_unit, skip, hold_port, chmod, chown, \
-                         reboot, rerun_bootstrap, steps); found {}",
+                         reboot, rerun_bootstrap, steps, stop, start, pause, resume, isolate, \
+                         heal); found {}",
                         if named.is_empty() {
                             "none".to_owned()
                         } else {
@@ -742,6 +776,18 @@ impl Scenario {
                 }
             }
         }
+        if let Some(fault) = raw
+            .pki
+            .peer
+            .iter()
+            .find(|f| !members.iter().any(|m| m.host == f.host))
+        {
+            return Err(invalid(
+                member_span.clone(),
+                "pki.peer.host",
+                format!("`{}` is no member's host", fault.host),
+            ));
+        }
         let expect_unit = raw.expect_unit.0;
         if let Some(host) = expect_unit
             .iter()
@@ -758,6 +804,17 @@ impl Scenario {
         for spanned in raw.expect_step {
             let span = spanned.span();
             let expect = spanned.into_inner();
+            if let Some(host) = expect
+                .host
+                .as_deref()
+                .filter(|h| !members.iter().any(|m| m.host == *h))
+            {
+                return Err(invalid(
+                    span,
+                    "expect_step.host",
+                    format!("`{host}` is no member's host"),
+                ));
+            }
             let in_faults = faults.iter().any(|f: &Fault| match &f.action {
                 Action::Steps(more) => more.steps.iter().any(|s| s.name.starts_with(&expect.step)),
                 _ => false,

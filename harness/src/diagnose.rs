@@ -57,6 +57,18 @@ pub enum Cause {
     /// A cluster member cannot reach enough of its peers to form a majority: writes and
     /// linearizable reads cannot be committed.
     QuorumLost,
+    /// The member's `--name` is not a key of `--initial-cluster`.
+    NameNotInInitialCluster,
+    /// Members refuse a member's certificate: another CA signed it.
+    PeerUnknownCa,
+    /// A member's certificate lacks the address its peers dial.
+    PeerSanMismatch,
+    /// A member's certificate lacks the clientAuth usage members need as each other's clients.
+    PeerNoClientAuth,
+    /// The other members refuse this member's certificate (their journals say why).
+    PeerCertRejected,
+    /// A member cannot connect to a peer's URL.
+    PeerUnreachable,
     /// The evidence matches no known cause.
     Unknown,
 }
@@ -80,6 +92,12 @@ by_name!(Cause {
     "not-running" => NotRunning,
     "downgrade-refused" => DowngradeRefused,
     "quorum-lost" => QuorumLost,
+    "name-not-in-initial-cluster" => NameNotInInitialCluster,
+    "peer-tls-unknown-ca" => PeerUnknownCa,
+    "peer-san-mismatch" => PeerSanMismatch,
+    "peer-no-client-auth" => PeerNoClientAuth,
+    "peer-cert-rejected" => PeerCertRejected,
+    "peer-unreachable" => PeerUnreachable,
     "unknown" => Unknown,
 });
 
@@ -110,6 +128,12 @@ impl Cause {
             Self::NotRunning => "etcd is not running, so nothing listens on 127.0.0.1:2379 and connections are refused",
             Self::DowngradeRefused => "the data directory was written by a newer etcd minor version, and etcd refuses to run an older one on it (no in-place downgrade), so it exits; systemd restarts it every RestartSec",
             Self::QuorumLost => "this member runs, but cannot reach a majority of the cluster's members, so nothing can be committed: writes and linearizable reads time out (serializable reads are still served)",
+            Self::NameNotInInitialCluster => "etcd's --name is not one of the names in --initial-cluster, so it cannot find itself in the cluster it is told to form, and exits",
+            Self::PeerUnknownCa => "a member's certificate is signed by a CA the others' --peer-trusted-ca-file does not hold: they refuse its connections and cannot verify it as a server, so it never joins",
+            Self::PeerSanMismatch => "a member's certificate lacks the address its peers dial (its peer URL), so they refuse it as a server: they cannot send to it, only receive what it sends them",
+            Self::PeerNoClientAuth => "a member's certificate lacks the clientAuth usage, yet with --peer-client-cert-auth members are each other's clients, so its peers refuse its connections",
+            Self::PeerCertRejected => "the other members refuse this member's certificate (remote error: tls: bad certificate); their journals say why",
+            Self::PeerUnreachable => "a member cannot connect to a peer's URL: that peer's etcd is not running, or not listening on its peer address",
             Self::Unknown => "the evidence matches no known cause; read it below",
         }
     }
@@ -135,6 +159,12 @@ impl Cause {
             Self::NotRunning => "systemctl start etcd; if it does not stay up, read journalctl -u etcd -n 50",
             Self::DowngradeRefused => "put back the newer etcd binary (mv etcd /usr/local/bin/ && systemctl restart etcd), or restore a snapshot taken before the upgrade into a fresh data directory",
             Self::QuorumLost => "start etcd on the members the evidence shows unreachable (systemctl start etcd on each) until a majority runs",
+            Self::NameNotInInitialCluster => "make --name this member's key in --initial-cluster (the 2021 unit takes it from `hostname -s`: set the host name, or write the name), then systemctl daemon-reload && systemctl restart etcd",
+            Self::PeerUnknownCa => "issue the member's certificate from the CA every --peer-trusted-ca-file names (/etc/etcd/ca.crt), copy it to /etc/etcd/ on that member and restart its etcd",
+            Self::PeerSanMismatch => "reissue the member's certificate with its address and host name among its SANs (the 2021 tutorial lists every controller's address), copy it to /etc/etcd/ and restart its etcd",
+            Self::PeerNoClientAuth => "reissue the member's certificate with both the serverAuth and clientAuth extended key usages, copy it to /etc/etcd/ and restart its etcd",
+            Self::PeerCertRejected => "read `journalctl -u etcd` on the other members for the x509 reason, and reissue this member's certificate accordingly",
+            Self::PeerUnreachable => "on the member the evidence names: systemctl status etcd and journalctl -u etcd -n 50; make sure its --listen-peer-urls holds the address the others dial",
             Self::Unknown => "start from `journalctl -u etcd -n 50` and `systemctl status etcd`",
         }
     }
@@ -172,8 +202,68 @@ pub struct Evidence {
 pub struct Diagnosis {
     /// The cause.
     pub cause: Cause,
-    /// The lines of evidence that identified it.
+    /// The lines of evidence that identified it (in a cluster, each behind its node's host name).
     pub shown_by: Vec<String>,
+    /// In a cluster: what each member's own evidence shows, in the members' order.
+    pub per_node: Vec<(String, Cause)>,
+}
+
+impl Diagnosis {
+    fn of(cause: Cause, shown_by: Vec<String>) -> Self {
+        Self {
+            cause,
+            shown_by,
+            per_node: Vec::new(),
+        }
+    }
+}
+
+impl Cause {
+    /// How far a cause explains a cluster's failure: a member that cannot start, or whose
+    /// certificate its peers refuse, explains why others cannot reach it or lost their quorum;
+    /// a stopped etcd explains only itself.
+    fn weight(self) -> u8 {
+        match self {
+            Self::Unknown => 0,
+            Self::NotRunning => 1,
+            Self::PeerUnreachable => 2,
+            Self::QuorumLost | Self::PeerCertRejected => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// Names the cause a cluster's evidence shows, one member's evidence at a time: the cause that
+/// explains most (see [`Cause::weight`]; the first member's on a tie), its evidence behind its
+/// node's host name, and with it the other members' evidence for the same cause and what each
+/// member's own evidence shows. With one member this is [`classify`].
+pub fn classify_nodes(nodes: &[(String, Evidence)]) -> Diagnosis {
+    if let [(_, evidence)] = nodes {
+        return classify(evidence);
+    }
+    let found: Vec<(&str, Diagnosis)> = nodes
+        .iter()
+        .map(|(host, evidence)| (host.as_str(), classify(evidence)))
+        .collect();
+    let cause = found
+        .iter()
+        .map(|(_, d)| d.cause)
+        .rev()
+        .max_by_key(|c| c.weight())
+        .unwrap_or(Cause::Unknown);
+    let shown_by = found
+        .iter()
+        .filter(|(_, d)| d.cause == cause)
+        .flat_map(|(host, d)| d.shown_by.iter().map(move |line| format!("{host}: {line}")))
+        .collect();
+    Diagnosis {
+        cause,
+        shown_by,
+        per_node: found
+            .into_iter()
+            .map(|(host, d)| (host.to_owned(), d.cause))
+            .collect(),
+    }
 }
 
 /// Names the cause the evidence shows, or [`Cause::Unknown`]. Causes that stop etcd from starting
@@ -189,7 +279,7 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             .collect()
     };
     let found = |cause, shown_by: Vec<String>| {
-        (!shown_by.is_empty()).then_some(Diagnosis { cause, shown_by })
+        (!shown_by.is_empty()).then_some(Diagnosis::of(cause, shown_by))
     };
     let unit_missing = if evidence.unit_not_found {
         vec!["systemctl show etcd: LoadState=not-found".to_owned()]
@@ -204,7 +294,30 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             .map(String::from)
             .collect()
     };
-    let rejected = |reason: &str| journal(&["rejected connection", reason]);
+    // Lines about a peer: etcd's peer transport (3.4: "health check for peer", "failed to dial …
+    // on stream"; 3.5: "prober detected", "rejected connection on peer endpoint"), and 3.4's
+    // rejected connections from an address of --initial-cluster.
+    let members = initial_cluster_hosts(&evidence.unit_file);
+    let about_peer = |line: &str| {
+        ["peer", "failed to dial", "prober detected"]
+            .iter()
+            .any(|w| line.contains(w))
+            || rejected_from(line).is_some_and(|host| members.iter().any(|m| m == host))
+    };
+    let peer = |reasons: &[&str]| -> Vec<String> {
+        crate::etcdlog::lines(&evidence.journal)
+            .map(|(_, line)| line)
+            .filter(|line| about_peer(line) && reasons.iter().any(|r| line.contains(r)))
+            .map(|line| line.trim().to_owned())
+            .collect()
+    };
+    // Clients' connections rejected (the peers' are above).
+    let rejected = |reason: &str| -> Vec<String> {
+        journal(&["rejected connection", reason])
+            .into_iter()
+            .filter(|line| !about_peer(line))
+            .collect()
+    };
     // Nothing could be committed, and this member cannot dial its peers (3.4: "health check for
     // peer … could not connect: dial tcp …:2380", 3.5: "prober detected unhealthy status: dial
     // tcp …:2380"); the lines name the peers that are down, each shown once.
@@ -253,6 +366,10 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
         }),
         (Cause::BadFlag, journal(&["flag provided but not defined"])),
         (
+            Cause::NameNotInInitialCluster,
+            journal(&["couldn't find local name", "in the initial cluster"]),
+        ),
+        (
             Cause::DowngradeRefused,
             journal(&["cluster cannot be downgraded"]),
         ),
@@ -272,6 +389,19 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
         ),
         (Cause::StaleUnit, stale),
         (
+            Cause::PeerUnknownCa,
+            peer(&[
+                "certificate signed by unknown authority",
+                "unknown certificate authority",
+            ]),
+        ),
+        (
+            Cause::PeerSanMismatch,
+            peer(&["x509: certificate is valid for"]),
+        ),
+        (Cause::PeerNoClientAuth, peer(&["incompatible key usage"])),
+        (Cause::PeerCertRejected, peer(&["tls: bad certificate"])),
+        (
             Cause::TlsNoClientCert,
             rejected("didn't provide a certificate"),
         ),
@@ -284,6 +414,13 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             rejected("first record does not look like a TLS handshake"),
         ),
         (Cause::QuorumLost, quorum_lost),
+        (
+            Cause::PeerUnreachable,
+            peer(&["connection refused", "i/o timeout", "no route to host"])
+                .into_iter()
+                .filter(|line| line.contains("dial tcp"))
+                .collect(),
+        ),
     ];
     if let Some(diagnosis) = candidates
         .into_iter()
@@ -296,21 +433,21 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
         // The client refused etcd's certificate: the certificate itself says why.
         let cert = evidence.server_cert.as_ref();
         if cert.is_some_and(|c| c.expired) {
-            return Diagnosis {
-                cause: Cause::CertExpired,
-                shown_by: [
+            return Diagnosis::of(
+                Cause::CertExpired,
+                [
                     vec!["/etc/etcd/kube-apiserver.crt: expired".to_owned()],
                     bad_certificate,
                 ]
                 .concat(),
-            };
+            );
         }
         if let Some(cert) =
             cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost"))
         {
-            return Diagnosis {
-                cause: Cause::SanMismatch,
-                shown_by: [
+            return Diagnosis::of(
+                Cause::SanMismatch,
+                [
                     vec![format!(
                         "/etc/etcd/kube-apiserver.crt SANs: {}",
                         cert.sans.join(", ")
@@ -318,12 +455,9 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
                     bad_certificate,
                 ]
                 .concat(),
-            };
+            );
         }
-        return Diagnosis {
-            cause: Cause::TlsUntrustedServer,
-            shown_by: bad_certificate,
-        };
+        return Diagnosis::of(Cause::TlsUntrustedServer, bad_certificate);
     }
     if let Some(diagnosis) = found(Cause::PlainHttpServer, plain_http_server) {
         return diagnosis;
@@ -335,19 +469,16 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
         .filter(|s| s.active != unit::ActiveState::Active);
     if not_listening {
         if let Some(state) = unit_down {
-            return Diagnosis {
-                cause: Cause::NotRunning,
-                shown_by: vec![
+            return Diagnosis::of(
+                Cause::NotRunning,
+                vec![
                     format!("systemctl show etcd: {state}"),
                     "ss -tlnp: nothing listens on port 2379".to_owned(),
                 ],
-            };
+            );
         }
     }
-    Diagnosis {
-        cause: Cause::Unknown,
-        shown_by: Vec::new(),
-    }
+    Diagnosis::of(Cause::Unknown, Vec::new())
 }
 
 /// The address a journal line says it dialled (`dial tcp 10.240.0.11:2380`), to show each peer
@@ -357,8 +488,33 @@ fn dial_target(line: &str) -> Option<&str> {
     rest.split(|c: char| c == ':' || c.is_whitespace()).next()
 }
 
-/// The values of `--listen-client-urls` in a unit file's text (either `--flag v` or `--flag=v`).
+/// The address `rejected connection from "10.240.0.12:53092"` names (3.4), without its port.
+fn rejected_from(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once("rejected connection from \"")?;
+    rest.split(|c: char| c == ':' || c == '"').next()
+}
+
+/// The hosts of the peer URLs `--initial-cluster` lists (`controller-0=https://10.240.0.10:2380,…`),
+/// but loopback: the seed's single member advertises `127.0.0.1`, where its clients come from.
+fn initial_cluster_hosts(unit_file: &str) -> Vec<String> {
+    flag_values(unit_file, "--initial-cluster")
+        .iter()
+        .filter_map(|member| {
+            let (_, url) = member.split_once('=')?;
+            let (_, rest) = url.split_once("://")?;
+            rest.split(':').next().map(String::from)
+        })
+        .filter(|host| !["127.0.0.1", "localhost"].contains(&host.as_str()))
+        .collect()
+}
+
+/// The values of `--listen-client-urls` in a unit file's text.
 fn listen_client_urls(unit_file: &str) -> Vec<String> {
+    flag_values(unit_file, "--listen-client-urls")
+}
+
+/// The comma-separated values of `flag` in a unit file's text (either `--flag v` or `--flag=v`).
+fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
     let words: Vec<&str> = unit_file
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -366,7 +522,7 @@ fn listen_client_urls(unit_file: &str) -> Vec<String> {
         .collect();
     let mut urls = Vec::new();
     for (i, word) in words.iter().enumerate() {
-        let value = match word.strip_prefix("--listen-client-urls") {
+        let value = match word.strip_prefix(flag) {
             Some("") => words.get(i + 1).copied(),
             Some(rest) => rest.strip_prefix('='),
             None => None,
@@ -423,7 +579,7 @@ pub async fn troubleshoot(
     ];
     // What failed before troubleshooting began (its own commands may exit non-zero).
     let (command, output) = transcript
-        .first_failure()
+        .first_failure_on(node.host())
         .map(|e| (e.command.clone(), e.output()))
         .unwrap_or_default();
     for command in COMMANDS {
@@ -545,6 +701,113 @@ mod tests {
                 "{version}"
             );
         }
+    }
+
+    /// Every member's journal captured from real runs of the cluster scenarios
+    /// (`tests/journal/<version>/<scenario>/<host>.log`), with the unit the 2021 steps write.
+    #[test]
+    fn captured_cluster_journals_name_the_cause_and_the_members_that_show_it() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/journal");
+        let unit_file = std::fs::read_to_string(dir.join("cluster-2021.service")).unwrap();
+        // (scenario, cause, members whose evidence must show it)
+        let cases = [
+            // 3.5 also says so on controller-2 ("remote error: tls: unknown certificate
+            // authority"); 3.4 only that its peers refuse it ("bad certificate").
+            (
+                "cluster-peer-wrong-ca",
+                Cause::PeerUnknownCa,
+                &["controller-0", "controller-1"][..],
+            ),
+            (
+                "cluster-peer-san-mismatch",
+                Cause::PeerSanMismatch,
+                &["controller-0", "controller-1"][..],
+            ),
+            (
+                "cluster-peer-no-client-auth",
+                Cause::PeerNoClientAuth,
+                &["controller-0", "controller-1"][..],
+            ),
+            (
+                "cluster-name-not-in-initial-cluster",
+                Cause::NameNotInInitialCluster,
+                &["ip-10-240-0-12"][..],
+            ),
+        ];
+        for version in ["3.4", "3.5"] {
+            for (scenario, cause, showing) in cases {
+                let mut hosts: Vec<String> = std::fs::read_dir(dir.join(version).join(scenario))
+                    .unwrap_or_else(|e| panic!("{version}/{scenario}: {e}"))
+                    .map(|e| e.unwrap().file_name().to_string_lossy().replace(".log", ""))
+                    .collect();
+                hosts.sort();
+                let nodes: Vec<(String, Evidence)> = hosts
+                    .iter()
+                    .map(|host| {
+                        let file = dir.join(version).join(scenario).join(format!("{host}.log"));
+                        let evidence = Evidence {
+                            journal: std::fs::read_to_string(file).unwrap(),
+                            unit_file: unit_file.clone(),
+                            ..Evidence::default()
+                        };
+                        (host.clone(), evidence)
+                    })
+                    .collect();
+                let diagnosis = classify_nodes(&nodes);
+                assert_eq!(
+                    diagnosis.cause, cause,
+                    "{version}/{scenario}: {diagnosis:?}"
+                );
+                let shown: Vec<&str> = hosts
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|h| {
+                        diagnosis
+                            .shown_by
+                            .iter()
+                            .any(|l| l.starts_with(&format!("{h}: ")))
+                    })
+                    .collect();
+                assert!(
+                    showing.iter().all(|h| shown.contains(h)),
+                    "{version}/{scenario}: shown by {shown:?}, expected {showing:?}"
+                );
+                assert_eq!(diagnosis.per_node.len(), hosts.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_clusters_diagnosis_prefers_the_cause_that_explains_the_others() {
+        let quiet = || with_journal("all quiet");
+        let stopped = Evidence {
+            unit_state: Some(UnitState::parse("ActiveState=inactive\nSubState=dead\n")),
+            listening: String::new(),
+            ..Evidence::default()
+        };
+        let unreachable = with_journal(
+            "health check for peer 3a57933972cb5131 could not connect: dial tcp 10.240.0.12:2380: connect: connection refused",
+        );
+        let nodes = [
+            ("controller-0".to_owned(), unreachable),
+            ("controller-1".to_owned(), quiet()),
+            ("controller-2".to_owned(), stopped),
+        ];
+        let diagnosis = classify_nodes(&nodes);
+        assert_eq!(diagnosis.cause, Cause::PeerUnreachable, "{diagnosis:?}");
+        assert!(diagnosis.shown_by[0].starts_with("controller-0: health check for peer"));
+        assert_eq!(
+            diagnosis.per_node,
+            [
+                ("controller-0".to_owned(), Cause::PeerUnreachable),
+                ("controller-1".to_owned(), Cause::Unknown),
+                ("controller-2".to_owned(), Cause::NotRunning),
+            ]
+        );
+        // One member is the tutorial's single node: its diagnosis, no host names.
+        let single = classify_nodes(&nodes[..1]);
+        assert!(single.per_node.is_empty());
+        assert!(single.shown_by[0].starts_with("health check for peer"));
     }
 
     #[test]

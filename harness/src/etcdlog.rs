@@ -4,7 +4,8 @@
 //! expectation or a diagnosis written once — `check file permission: directory "/var/lib/etcd"
 //! exist` — holds for both: it is etcd's message and fields that are matched, not their rendering.
 //!
-//! Lines that are not JSON (3.4's, systemd's) read as they are.
+//! Who a line is about (`remote-peer-id`, `peer-id`, `remote-addr`) follows in parentheses, as 3.4's
+//! text has it in the message. Lines that are not JSON (3.4's, systemd's) read as they are.
 
 use std::borrow::Cow;
 
@@ -23,6 +24,17 @@ pub fn readable(line: &str) -> Cow<'_, str> {
     if let Some(error) = fields.get("error").and_then(|e| e.as_str()) {
         text.push_str(": ");
         text.push_str(error);
+    }
+    // Who the line is about, as 3.4's text names it: the peer, or the remote address.
+    for (key, label) in [
+        ("remote-peer-id", "peer"),
+        ("peer-id", "peer"),
+        ("remote-addr", "from"),
+    ] {
+        if let Some(value) = fields.get(key).and_then(|v| v.as_str()) {
+            text.push_str(&format!(" ({label} {value})"));
+            break;
+        }
     }
     Cow::Owned(text)
 }
@@ -45,6 +57,16 @@ mod tests {
         assert!(readable(json).starts_with("Nov 25 19:33:51 server etcd[123]: check"));
         assert!(readable(text).contains(expectation));
         assert_eq!(readable(text), text, "a text line reads as itself");
+    }
+
+    #[test]
+    fn a_json_line_about_a_peer_names_it() {
+        let json = r#"etcd[1]: {"level":"warn","msg":"prober detected unhealthy status","remote-peer-id":"3a57933972cb5131","error":"x509: certificate signed by unknown authority"}"#;
+        assert_eq!(
+            readable(json),
+            "etcd[1]: prober detected unhealthy status: x509: certificate signed by unknown \
+             authority (peer 3a57933972cb5131)"
+        );
     }
 
     #[test]

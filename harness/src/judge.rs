@@ -166,21 +166,35 @@ pub fn unit(want: &ExpectUnit, host: &str, state: &UnitState) -> CheckResult {
     CheckResult::observed(&name, mismatches.is_empty(), state.to_string(), mismatches)
 }
 
-/// Every `[[journal]]` expectation that applies to `version`, against the run's journal.
-pub fn journal(scenario: &Scenario, journal: &str, version: Option<&Version>) -> Vec<CheckResult> {
+/// Every `[[journal]]` expectation that applies to `version`, against its member's journal
+/// (`journals`: host and text, in the members' order).
+pub fn journal(
+    scenario: &Scenario,
+    journals: &[(String, String)],
+    version: Option<&Version>,
+) -> Vec<CheckResult> {
     scenario
         .journal
         .iter()
-        .map(|(pattern, etcd)| {
-            if !versions::applies(etcd.as_ref(), version) {
+        .map(|want| {
+            let on = want
+                .host
+                .as_ref()
+                .map_or_else(String::new, |h| format!(" on {h}"));
+            let name = format!("{}{on}", want.pattern);
+            if !versions::applies(want.etcd.as_ref(), version) {
                 return CheckResult::not_applicable(
-                    &pattern.to_string(),
-                    not_applicable(etcd.as_ref(), version),
+                    &name,
+                    not_applicable(want.etcd.as_ref(), version),
                 );
             }
-            let found = pattern.found_in(journal);
+            let journal = match &want.host {
+                Some(host) => journals.iter().find(|(h, _)| h == host),
+                None => journals.first(),
+            };
+            let found = journal.is_some_and(|(_, text)| want.pattern.found_in(text));
             CheckResult::observed(
-                &pattern.to_string(),
+                &name,
                 found,
                 if found {
                     "found".into()
@@ -384,11 +398,32 @@ mod tests {
              [[journal]]\ncontains = \"only on 3.5\"\netcd = \">=3.5\"",
         );
         let json = r#"etcd[1]: {"level":"warn","msg":"check file permission","error":"directory \"/var/lib/etcd\" exist"}"#;
-        let results = journal(&scenario, json, Some(&version("3.4.23")));
+        let of = |text: &str| [("server".to_owned(), text.to_owned())];
+        let results = journal(&scenario, &of(json), Some(&version("3.4.23")));
         assert!(results[0].holds, "{}", results[0]);
         assert!(!results[1].applies);
-        let results = journal(&scenario, "nothing", Some(&version("3.5.16")));
+        let results = journal(&scenario, &of("nothing"), Some(&version("3.5.16")));
         assert!(!results[0].holds && !results[1].holds);
+    }
+
+    #[test]
+    fn a_journal_expectation_naming_a_member_reads_that_members_journal() {
+        let (_dir, mut scenario) = scenario("[[journal]]\ncontains = \"bad certificate\"");
+        let journals = [
+            ("controller-0".to_owned(), "all quiet".to_owned()),
+            ("controller-2".to_owned(), "tls: bad certificate".to_owned()),
+        ];
+        assert!(
+            !journal(&scenario, &journals, None)[0].holds,
+            "the first member's by default"
+        );
+        scenario.journal[0].host = Some("controller-2".into());
+        let results = journal(&scenario, &journals, None);
+        assert!(results[0].holds, "{}", results[0]);
+        assert_eq!(
+            results[0].name,
+            "a journal line contains `bad certificate` on controller-2"
+        );
     }
 
     #[test]
@@ -396,6 +431,7 @@ mod tests {
         let found = Diagnosis {
             cause: Cause::PortInUse,
             shown_by: vec!["bind: address already in use".into()],
+            per_node: Vec::new(),
         };
         assert!(diagnosis(Cause::PortInUse, Some(&found)).holds);
         let wrong = diagnosis(Cause::BadFlag, Some(&found));

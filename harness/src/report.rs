@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::checks::CheckResult;
-use crate::diagnose::Diagnosis;
-use crate::transcript::Transcript;
+use crate::diagnose::{Cause, Diagnosis};
+use crate::transcript::{Host, Transcript};
 
 /// A phase of a run, for timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,17 @@ pub struct Kept {
     pub jumpbox: PathBuf,
 }
 
+/// A member's node at the end of the run, for its summary line.
+#[derive(Debug, Clone)]
+pub struct MemberOutcome {
+    /// The node's host name.
+    pub host: String,
+    /// Its address on the run's network, when the scenario places it.
+    pub address: Option<std::net::Ipv4Addr>,
+    /// etcd.service's `ActiveState (SubState)` at the end.
+    pub unit: String,
+}
+
 /// Everything a run observed.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -77,6 +88,8 @@ pub struct Report {
     pub diagnosis: Option<Diagnosis>,
     /// The checks' results.
     pub checks: Vec<CheckResult>,
+    /// Each member's node at the end, in the members' order (a cluster's report summarises them).
+    pub members: Vec<MemberOutcome>,
     /// The node kept with `--keep`.
     pub kept: Option<Kept>,
     /// Time spent in each phase.
@@ -96,6 +109,50 @@ impl Report {
 
 /// Evidence lines shown per diagnosis (the same rejection is often logged once per retry).
 pub const MAX_EVIDENCE: usize = 3;
+
+/// One line per member: its node, etcd.service at the end, its commands, and what its own evidence
+/// shows when the run was diagnosed.
+fn write_members(out: &mut String, report: &Report) -> std::fmt::Result {
+    let host_width = report
+        .members
+        .iter()
+        .map(|m| m.host.len())
+        .max()
+        .unwrap_or(0);
+    let unit_width = report
+        .members
+        .iter()
+        .map(|m| m.unit.len())
+        .max()
+        .unwrap_or(0);
+    for member in &report.members {
+        let ran: Vec<_> = report
+            .transcript
+            .entries()
+            .iter()
+            .filter(|e| e.host == Host::Node(member.host.clone()))
+            .collect();
+        let failed = ran.iter().filter(|e| !e.succeeded()).count();
+        let address = member.address.map_or_else(String::new, |a| a.to_string());
+        write!(
+            out,
+            "  {:host_width$}  {address:<15} etcd.service {:unit_width$}  {} commands, {failed} failed",
+            member.host,
+            member.unit,
+            ran.len(),
+        )?;
+        let cause = report
+            .diagnosis
+            .as_ref()
+            .and_then(|d| d.per_node.iter().find(|(h, _)| *h == member.host));
+        match cause {
+            Some((_, Cause::Unknown)) => writeln!(out, "; its evidence names no cause")?,
+            Some((_, cause)) => writeln!(out, "; its evidence shows {cause}")?,
+            None => writeln!(out)?,
+        }
+    }
+    Ok(())
+}
 
 /// The report as text.
 pub fn render(report: &Report) -> String {
@@ -132,9 +189,26 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
             write!(out, "{check}")?;
         }
     }
+    if report.members.len() > 1 {
+        writeln!(out, "\nmembers:")?;
+        write_members(out, report)?;
+    }
     if let Some(d) = &report.diagnosis {
         writeln!(out, "\ndiagnosis: {} — {}", d.cause, d.cause.explanation())?;
-        for line in d.shown_by.iter().take(MAX_EVIDENCE) {
+        // A few lines per node: each retry logs the same rejection again.
+        let mut shown: Vec<(&str, usize)> = Vec::new();
+        for line in &d.shown_by {
+            let node = line.split_once(": ").map_or("", |(node, _)| node);
+            let node = if d.per_node.iter().any(|(h, _)| h == node) {
+                node
+            } else {
+                ""
+            };
+            match shown.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, count)) if *count >= MAX_EVIDENCE => continue,
+                Some((_, count)) => *count += 1,
+                None => shown.push((node, 1)),
+            }
             writeln!(out, "  evidence: {line}")?;
         }
         writeln!(out, "  fix: {}", d.cause.fix())?;

@@ -22,7 +22,7 @@ use crate::judge;
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Identity, MemberName, PeerCert, Pki, PkiError};
-use crate::report::{Kept, Phase, Report};
+use crate::report::{Kept, MemberOutcome, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{Expect, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
@@ -174,6 +174,7 @@ pub async fn run(
         failure: None,
         diagnosis: None,
         checks: Vec::new(),
+        members: Vec::new(),
         kept: None,
         timings: Vec::new(),
     };
@@ -277,13 +278,20 @@ async fn exercise(
             place_client_identity(node, identity, &mut report.transcript).await?;
         }
     }
-    let completed = bootstrap(cluster, scenario, jumpbox, &mut report.transcript).await?;
+    let bootstrapped = bootstrap(cluster, scenario, jumpbox, &mut report.transcript).await?;
+    let completed = bootstrapped.completed();
     watch.lap(Phase::Bootstrap);
     report.etcd_version = etcd_version(node).await?;
+    // A member whose last step failed (its start timed out, say) is not waited for; the others
+    // are, when the first member's bootstrap went through.
+    let watched: Vec<&NodeHandle> = watched
+        .into_iter()
+        .filter(|n| !bootstrapped.failed_on.iter().any(|h| h == n.host()))
+        .collect();
 
     let mut results = Vec::new();
     let mut active = None;
-    if completed {
+    if bootstrapped.ran_all && watched.iter().any(|n| n.host() == node.host()) {
         active = observe_unit(&watched, false).await?;
         watch.lap(Phase::EtcdReady);
     }
@@ -340,7 +348,17 @@ async fn exercise(
     }
     watch.lap(Phase::Checks);
 
-    let journal = unit::journal(node, since).await?;
+    // The first member's journal, and those of members an expectation names.
+    let mut journals = Vec::new();
+    for each in cluster.nodes() {
+        let named = scenario
+            .journal
+            .iter()
+            .any(|j| j.host.as_deref() == Some(each.host()));
+        if each.host() == node.host() || named {
+            journals.push((each.host().to_owned(), unit::journal(each, since).await?));
+        }
+    }
     for want in &scenario.expect_unit {
         let on = want
             .host
@@ -349,17 +367,25 @@ async fn exercise(
             .unwrap_or(node);
         results.push(judge::unit(want, on.host(), &unit::state(on).await?));
     }
-    results.extend(judge::journal(scenario, &journal, version));
+    results.extend(judge::journal(scenario, &journals, version));
     // Troubleshoot when something went wrong, or when the scenario asks what went wrong.
     let something_failed = !completed
         || active.is_none()
         || scenario.diagnosis.is_some()
         || results.iter().any(|r| !r.holds);
     if something_failed {
-        troubleshoot(node, report, since).await?;
+        troubleshoot(cluster, report, since).await?;
     }
     if let Some(want) = scenario.diagnosis {
         results.push(judge::diagnosis(want, report.diagnosis.as_ref()));
+    }
+    for (member, node) in scenario.members.iter().zip(cluster.nodes()) {
+        let state = unit::state(node).await?;
+        report.members.push(MemberOutcome {
+            host: member.host.clone(),
+            address: member.address,
+            unit: format!("{} ({})", state.active_name, state.sub_state),
+        });
     }
     report.checks = results;
     Ok(())
@@ -465,14 +491,29 @@ async fn place_etcdutl(
 /// Where faulty client material goes in the node.
 pub const FAULTY_DIR: &str = "/root/faulty";
 
+/// How the bootstrap ended.
+struct Bootstrapped {
+    /// Every step ran (none failed before the last).
+    ran_all: bool,
+    /// The nodes on which a step exited non-zero (every node when a jumpbox step did).
+    failed_on: Vec<String>,
+}
+
+impl Bootstrapped {
+    /// Every step ran and exited 0 everywhere.
+    fn completed(&self) -> bool {
+        self.ran_all && self.failed_on.is_empty()
+    }
+}
+
 /// Runs the bootstrap's steps with the scenario's faults around them. Stops after the first step
-/// that fails; returns whether every step ran and exited 0.
+/// that fails anywhere.
 async fn bootstrap(
     cluster: &Cluster,
     scenario: &Scenario,
     jumpbox: &Path,
     transcript: &mut Transcript,
-) -> Result<bool, RunError> {
+) -> Result<Bootstrapped, RunError> {
     let steps = &scenario.bootstrap.steps;
     let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
     let node = cluster.first();
@@ -489,17 +530,30 @@ async fn bootstrap(
             continue;
         }
         let entries = steps::run_on(step, &nodes, jumpbox).await?;
-        let failed = entries.iter().any(|e| !e.succeeded());
+        let mut failed_on: Vec<String> = Vec::new();
+        for entry in entries.iter().filter(|e| !e.succeeded()) {
+            match &entry.host {
+                Host::Node(host) => failed_on.push(host.clone()),
+                Host::Jumpbox => failed_on.extend(nodes.iter().map(|n| n.host().to_owned())),
+            }
+        }
         for entry in entries {
             transcript.push(entry);
         }
-        if failed {
-            return Ok(false);
+        if !failed_on.is_empty() {
+            let last = std::ptr::eq(step, steps.last().unwrap_or(step));
+            return Ok(Bootstrapped {
+                ran_all: last,
+                failed_on,
+            });
         }
         let after: Vec<&Fault> = scenario.faults.iter().filter(|f| f.after(step)).collect();
         inject(&after, cluster, steps, jumpbox, transcript).await?;
     }
-    Ok(true)
+    Ok(Bootstrapped {
+        ran_all: true,
+        failed_on: Vec::new(),
+    })
 }
 
 /// Injects `faults` in order, each on the node it names.
@@ -685,8 +739,9 @@ async fn run_checks(
     Ok(results)
 }
 
-/// A cluster's checks through every member's client URL: member list from each, then agreement on
-/// leader, cluster and term, then a write through one read through the others.
+/// A cluster's checks through every member's client URL: member list from each (when the scenario
+/// checks the member list), then agreement on leader, cluster and term, then a write through one
+/// read through the others.
 async fn across_members(
     cluster: &Cluster,
     scenario: &Scenario,
@@ -707,7 +762,8 @@ async fn across_members(
         clients.push((member.name.clone(), member.id.clone(), client));
     }
     let mut results = Vec::new();
-    for (name, _, client) in clients.iter_mut().skip(1) {
+    let lists = scenario.checks.member_list == Some(Expect::Pass);
+    for (name, _, client) in clients.iter_mut().skip(1).filter(|_| lists) {
         let mut result = checks::member_list(
             client.as_mut().map_err(|e| e.as_str()),
             Expect::Pass,
@@ -729,10 +785,21 @@ fn client_ref(
     client.as_mut().map_err(|e| e.as_str())
 }
 
-/// Runs the seed's troubleshooting commands, records them in the transcript, and diagnoses.
-async fn troubleshoot(node: &NodeHandle, report: &mut Report, since: u64) -> Result<(), RunError> {
-    let evidence = diagnose::troubleshoot(node, &mut report.transcript, since).await?;
-    report.diagnosis = Some(diagnose::classify(&evidence));
+/// Runs the seed's troubleshooting commands on the first member and on every member whose etcd is
+/// not active, records them in the transcript, gathers every member's evidence, and diagnoses.
+async fn troubleshoot(cluster: &Cluster, report: &mut Report, since: u64) -> Result<(), RunError> {
+    let mut evidence = Vec::new();
+    for node in cluster.nodes() {
+        let troubled = node.host() == cluster.first().host()
+            || unit::state(node).await?.active != unit::ActiveState::Active;
+        let found = if troubled {
+            diagnose::troubleshoot(node, &mut report.transcript, since).await?
+        } else {
+            diagnose::gather(node, "", "", since).await?
+        };
+        evidence.push((node.host().to_owned(), found));
+    }
+    report.diagnosis = Some(diagnose::classify_nodes(&evidence));
     Ok(())
 }
 

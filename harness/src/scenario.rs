@@ -189,6 +189,20 @@ pub struct ExpectJournal {
     pub matches: Option<String>,
     /// The etcd versions this expectation applies to.
     pub etcd: Option<EtcdReq>,
+    /// The member whose journal it is (default: the first member's).
+    pub host: Option<String>,
+}
+
+/// A journal expectation, compiled: a line of node `host`'s journal (`None`: the first member's)
+/// must match, for the etcd versions `etcd` names.
+#[derive(Debug, Clone)]
+pub struct JournalLine {
+    /// What the line must hold.
+    pub pattern: JournalPattern,
+    /// The etcd versions it applies to.
+    pub etcd: Option<EtcdReq>,
+    /// The member's node.
+    pub host: Option<String>,
 }
 
 /// The server-side faults of the PKI.
@@ -440,7 +454,7 @@ pub struct Scenario {
     /// etcd.service's state at the end.
     pub expect_unit: Vec<ExpectUnit>,
     /// Journal lines that must appear, each for the etcd versions it names.
-    pub journal: Vec<(JournalPattern, Option<EtcdReq>)>,
+    pub journal: Vec<JournalLine>,
     /// The cause the diagnosis of the run must name.
     pub diagnosis: Option<Cause>,
     /// Keys written once etcd is up must still be there at the end.
@@ -835,22 +849,23 @@ impl Scenario {
         let mut journal = Vec::new();
         for spanned in raw.journal {
             let span = spanned.span();
-            let pattern = match spanned.into_inner() {
-                ExpectJournal {
-                    contains: Some(text),
-                    matches: None,
-                    etcd,
-                } => (JournalPattern::Contains(text), etcd),
-                ExpectJournal {
-                    contains: None,
-                    matches: Some(expr),
-                    etcd,
-                } => (
-                    JournalPattern::Matches(
-                        regex::Regex::new(&expr)
-                            .map_err(|e| invalid(span.clone(), "journal.matches", e.to_string()))?,
-                    ),
-                    etcd,
+            let want = spanned.into_inner();
+            if let Some(host) = want
+                .host
+                .as_deref()
+                .filter(|h| !members.iter().any(|m| m.host == *h))
+            {
+                return Err(invalid(
+                    span,
+                    "journal.host",
+                    format!("`{host}` is no member's host"),
+                ));
+            }
+            let pattern = match (want.contains, want.matches) {
+                (Some(text), None) => JournalPattern::Contains(text),
+                (None, Some(expr)) => JournalPattern::Matches(
+                    regex::Regex::new(&expr)
+                        .map_err(|e| invalid(span.clone(), "journal.matches", e.to_string()))?,
                 ),
                 _ => {
                     return Err(invalid(
@@ -860,7 +875,11 @@ impl Scenario {
                     ))
                 }
             };
-            journal.push(pattern);
+            journal.push(JournalLine {
+                pattern,
+                etcd: want.etcd,
+                host: want.host,
+            });
         }
         Ok(Self {
             name: file
@@ -1080,9 +1099,9 @@ cause = "tls-plain-http"
         );
         assert_eq!(scenario.expect_steps[0].exit_code, 1);
         assert!(scenario.journal[0]
-            .0
+            .pattern
             .found_in("listen: bind: address already in use"));
-        assert!(!scenario.journal[0].0.found_in("listening"));
+        assert!(!scenario.journal[0].pattern.found_in("listening"));
     }
 
     #[test]

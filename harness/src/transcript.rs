@@ -120,6 +120,18 @@ impl Transcript {
     pub fn first_failure(&self) -> Option<&Entry> {
         self.entries.iter().find(|e| !e.succeeded())
     }
+
+    /// The earliest command that exited non-zero on node `host` or on the jumpbox (which serves
+    /// every node).
+    pub fn first_failure_on(&self, host: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| {
+            !e.succeeded()
+                && match &e.host {
+                    Host::Jumpbox => true,
+                    Host::Node(h) => h == host,
+                }
+        })
+    }
 }
 
 impl fmt::Display for Transcript {
@@ -207,5 +219,19 @@ mod tests {
         t.push(entry("b", "false", 1, ""));
         t.push(entry("c", "exit 3", 3, ""));
         assert_eq!(t.first_failure().map(|e| e.step.as_str()), Some("b"));
+        let mut elsewhere = entry("d", "false", 1, "");
+        elsewhere.host = Host::Node("controller-2".into());
+        let mut t = Transcript::default();
+        t.push(elsewhere);
+        t.push(entry("e", "exit 3", 3, ""));
+        assert_eq!(t.first_failure().map(|e| e.step.as_str()), Some("d"));
+        let here = match &t.entries()[1].host {
+            Host::Node(host) => host.clone(),
+            Host::Jumpbox => unreachable!("entries run in a node"),
+        };
+        assert_eq!(
+            t.first_failure_on(&here).map(|e| e.step.as_str()),
+            Some("e")
+        );
     }
 }

@@ -165,26 +165,44 @@ async fn a_node_and_the_run_directory_are_removed_when_their_owner_panics() {
     );
 }
 
-/// What a CLI run with process id `pid` left: its containers and its run directories.
-fn left_by(pid: u32) -> (String, Vec<PathBuf>) {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={LABEL_PID}={pid}")])
-        .output()
-        .expect("docker CLI");
-    let containers = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let prefix = format!("{}{pid}-", rundir::PREFIX);
-    let dirs = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    (containers, dirs)
+/// What a CLI run with process id `pid` left: its containers, its networks, its run directories.
+struct Left {
+    containers: String,
+    networks: String,
+    dirs: Vec<PathBuf>,
 }
 
-fn spawn_run() -> tokio::process::Child {
+fn left_by(pid: u32) -> Left {
+    let label = format!("label={LABEL_PID}={pid}");
+    let prefix = format!("{}{pid}-", rundir::PREFIX);
+    Left {
+        containers: crate::support::docker(&["ps", "-aq", "--filter", &label]),
+        networks: crate::support::docker(&["network", "ls", "-q", "--filter", &label]),
+        dirs: std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect(),
+    }
+}
+
+/// The states (`created`, `running`, …) of the nodes of the run with process id `pid`: its
+/// containers on a network (a node's cgroup setup container, on none, is not a node).
+fn node_states(pid: u32) -> Vec<String> {
+    let label = format!("label={LABEL_PID}={pid}");
+    let format = "{{.Networks}} {{.State}}";
+    crate::support::docker(&["ps", "-a", "--filter", &label, "--format", format])
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(network, _)| *network != "none")
+        .map(|(_, state)| state.to_owned())
+        .collect()
+}
+
+fn spawn_run(scenario: &str) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
-        .args(["run", "tutorial-tls"])
+        .args(["run", scenario])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -192,14 +210,14 @@ fn spawn_run() -> tokio::process::Child {
         .expect("the etcd-harness binary runs")
 }
 
-/// Waits until the run with process id `pid` has a node.
+/// Waits until the run with process id `pid` has a node (the first, for a cluster).
 async fn node_of(pid: u32) -> String {
     poll_until(
         "the run's node to exist",
         Duration::from_secs(120),
         Duration::from_millis(50),
         || async {
-            Ok::<_, std::convert::Infallible>(match left_by(pid).0 {
+            Ok::<_, std::convert::Infallible>(match left_by(pid).containers {
                 id if id.is_empty() => Probe::Pending("none yet".into()),
                 id => Probe::Ready(id),
             })
@@ -208,6 +226,34 @@ async fn node_of(pid: u32) -> String {
     .await
     .unwrap()
     .expect("the run started a node")
+}
+
+/// Sends `signal` to the run with process id `pid`.
+fn send(signal: &str, pid: u32) {
+    let killed = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Waits for the signalled run to end, asserts its exit code, and that it left no container, no
+/// network and no run directory.
+async fn assert_ends_leaving_nothing(child: &mut tokio::process::Child, code: i32) {
+    let pid = child.id().expect("a running child");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the run ends after the signal")
+        .unwrap();
+    assert_eq!(status.code(), Some(code), "{status}");
+    let left = left_by(pid);
+    assert_eq!(left.containers, "", "nodes outlived the interrupted run");
+    assert_eq!(left.networks, "", "networks outlived the interrupted run");
+    assert!(
+        left.dirs.is_empty(),
+        "run directories outlived it: {:?}",
+        left.dirs
+    );
 }
 
 #[rstest]
@@ -220,7 +266,7 @@ async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
     #[case] code: i32,
     #[case] once_the_node_exists: bool,
 ) {
-    let mut child = spawn_run();
+    let mut child = spawn_run("tutorial-tls");
     let pid = child.id().expect("a running child");
     if once_the_node_exists {
         node_of(pid).await;
@@ -228,19 +274,28 @@ async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
         // Before the node exists, or while it is being created: the run must still clean up.
         let _ = tokio::time::timeout(Duration::from_millis(300), child.wait()).await;
     }
-    let killed = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("the run ends after the signal")
-        .unwrap();
-    assert_eq!(status.code(), Some(code), "{status}");
-    let (containers, dirs) = left_by(pid);
-    assert_eq!(containers, "", "nodes outlived the interrupted run");
-    assert!(dirs.is_empty(), "run directories outlived it: {dirs:?}");
+    send(signal, pid);
+    assert_ends_leaving_nothing(&mut child, code).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_five_nodes_boot_leaves_no_node_and_no_network() {
+    let mut child = spawn_run("cluster-5-tls");
+    let pid = child.id().expect("a running child");
+    node_of(pid).await;
+    let network = left_by(pid).networks;
+    // Seen just before the signal: had all five been running already, this would not be
+    // interrupting their boot.
+    let states = node_states(pid);
+    send("INT", pid);
+    let running = states.iter().filter(|s| *s == "running").count();
+    assert!(
+        running < 5,
+        "all five nodes were running before the signal: {states:?}"
+    );
+    // The network is made before any node: seen here, so its absence afterwards means something.
+    assert_ne!(network, "", "the run's network was not listed");
+    assert_ends_leaving_nothing(&mut child, 130).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +327,7 @@ async fn a_sigkilled_runs_node_and_directory_are_removed_by_its_reaper() {
         Duration::from_secs(30),
         Duration::from_millis(100),
         || async {
-            Ok::<_, std::convert::Infallible>(match (left_by(pid).0.as_str(), dirs()) {
+            Ok::<_, std::convert::Infallible>(match (left_by(pid).containers.as_str(), dirs()) {
                 ("", 0) => Probe::Ready(()),
                 (containers, dirs) => {
                     Probe::Pending(format!("containers `{containers}`, {dirs} directories"))

@@ -46,7 +46,8 @@ enum Command {
     },
     /// Build the node image if needed, and show it.
     Image,
-    /// Time the phases of `tutorial-tls` against a bare systemd node and a bare etcd.
+    /// Time the phases of `tutorial-tls` against a bare systemd node and a bare etcd, and the 3- and
+    /// 5-member clusters against `tutorial-tls`.
     Bench {
         #[command(flatten)]
         common: Common,
@@ -275,6 +276,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         } => {
             let file = resolve("tutorial-tls", &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
+            let clusters = bench::CLUSTER_TARGETS
+                .iter()
+                .map(|(name, target)| {
+                    Ok(bench::ClusterLine {
+                        scenario: Scenario::load(&resolve(name, &common.scenarios)?)?,
+                        target: *target,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let catalogue = if no_catalogue {
                 Vec::new()
             } else {
@@ -285,7 +295,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             };
             let etcd = common.etcd_source().await?;
             reaper::start();
-            let table = bench::run(&scenario, &catalogue, &etcd, rounds, &mut progress).await?;
+            let table = bench::run(
+                &scenario,
+                &clusters,
+                &catalogue,
+                &etcd,
+                rounds,
+                &mut progress,
+            )
+            .await?;
             emit(&table.to_string())?;
             Ok(true)
         }

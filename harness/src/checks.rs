@@ -13,7 +13,7 @@ use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, Tls
 use crate::diagnose::{self, Diagnosis};
 use crate::node::NodeHandle;
 use crate::pki::{self, Pki};
-use crate::scenario::{Expect, ExpectedMember, SeedCommand};
+use crate::scenario::{Expect, ExpectedMember, SeedCommand, ASSIGNED};
 use crate::transcript::Entry;
 use crate::unit::{self, UnitState};
 
@@ -229,9 +229,21 @@ pub async fn member_list(
                 )
             })
             .collect();
+        // A member `etcdctl member add` added has an ID drawn from the time: shown, not compared.
+        for (got, member) in got.iter_mut().zip(response.members()) {
+            if members
+                .iter()
+                .any(|m| m.id.is_none() && m.name == member.name())
+            {
+                *got = got.replacen(&format!("{:x}", member.id()), ASSIGNED, 1);
+            }
+        }
         let mut want: Vec<String> = members
             .iter()
-            .map(|m| line(&m.id, &m.name, &m.peer_url, &m.client_url, false))
+            .map(|m| {
+                let id = m.id.as_deref().unwrap_or(ASSIGNED);
+                line(id, &m.name, &m.peer_url, &m.client_url, false)
+            })
             .collect();
         got.sort();
         want.sort();
@@ -470,19 +482,19 @@ fn line_matches(pattern: &str, line: &str) -> bool {
 /// What one member says of the cluster (`endpoint status`).
 struct Status {
     member: String,
+    id: u64,
     cluster_id: u64,
     leader: u64,
     raft_term: u64,
 }
 
 /// Every member agrees on one leader — one of them — on the cluster ID and on the raft term.
-/// `clients` are one per member: its name, its ID (hex, as etcdctl prints it) and its client.
-pub async fn cluster_agrees(
-    clients: &mut [(String, String, Result<Client, String>)],
-) -> CheckResult {
+/// `clients` are one per member: its name and its client. Each member's ID is the one it answers
+/// with, so members `etcdctl member add` added (IDs drawn from the time) are named too.
+pub async fn cluster_agrees(clients: &mut [(String, Result<Client, String>)]) -> CheckResult {
     let observed = async {
         let mut statuses = Vec::new();
-        for (member, _, client) in clients.iter_mut() {
+        for (member, client) in clients.iter_mut() {
             let client = client
                 .as_mut()
                 .map_err(|e| vec![format!("{member}: no client connection: {e}")])?;
@@ -492,6 +504,7 @@ pub async fn cluster_agrees(
                 .map_err(|e| vec![format!("{member}: status failed: {e}")])?;
             statuses.push(Status {
                 member: member.clone(),
+                id: status.header().map_or(0, |h| h.member_id()),
                 cluster_id: status.header().map_or(0, |h| h.cluster_id()),
                 leader: status.leader(),
                 raft_term: status.raft_term(),
@@ -511,10 +524,10 @@ pub async fn cluster_agrees(
             (s.leader, s.cluster_id, s.raft_term)
                 == (first.leader, first.cluster_id, first.raft_term)
         });
-        let leader = clients
+        let leader = statuses
             .iter()
-            .find(|(_, id, _)| *id == format!("{:x}", first.leader))
-            .map(|(name, _, _)| name.clone());
+            .find(|s| s.id == first.leader)
+            .map(|s| s.member.clone());
         match (agree, leader) {
             (true, Some(leader)) => Ok(format!(
                 "{} members agree: leader {leader}, cluster {:x}, term {}",
@@ -533,12 +546,12 @@ pub async fn cluster_agrees(
 }
 
 /// A key written through the first member is read, linearizably, through every other.
-pub async fn replicated(clients: &mut [(String, String, Result<Client, String>)]) -> CheckResult {
+pub async fn replicated(clients: &mut [(String, Result<Client, String>)]) -> CheckResult {
     const KEY: &str = "/registry/configmaps/default/replicated";
     let observed = async {
         let value = format!("written through {}", clients[0].0);
         let mut read_by = Vec::new();
-        for (i, (member, _, client)) in clients.iter_mut().enumerate() {
+        for (i, (member, client)) in clients.iter_mut().enumerate() {
             let client = client
                 .as_mut()
                 .map_err(|e| vec![format!("{member}: no client connection: {e}")])?;

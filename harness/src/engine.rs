@@ -13,7 +13,7 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
+    CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions, ListNetworksOptions, LogsOptions,
     RemoveContainerOptions, StartContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
@@ -74,8 +74,8 @@ pub enum EngineError {
         /// How long it was given.
         after: Duration,
     },
-    /// Building an archive to upload failed.
-    #[error("failed to pack {path} for upload: {source}")]
+    /// Building an archive to upload, or reading a downloaded one, failed.
+    #[error("failed to pack or unpack {path}: {source}")]
     Pack {
         /// The file being packed.
         path: String,
@@ -368,6 +368,53 @@ impl Engine {
             }
         })
         .await
+    }
+
+    /// The content and mode of regular file `path` in `container`, through the archive API; `None`
+    /// when there is no such file.
+    pub async fn download(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<(Vec<u8>, u32)>, EngineError> {
+        let action = || format!("download {}:{path}", short(container));
+        let archive = within(REQUEST_TIMEOUT, action, async {
+            let mut stream = self.docker.download_from_container(
+                container,
+                Some(DownloadFromContainerOptions {
+                    path: path.to_owned(),
+                }),
+            );
+            let mut archive = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => archive.extend_from_slice(&bytes),
+                    Err(e) if is_not_found(&e) => return Ok(None),
+                    Err(e) => return Err(EngineError::request(action())(e)),
+                }
+            }
+            Ok(Some(archive))
+        })
+        .await?;
+        let Some(archive) = archive else {
+            return Ok(None);
+        };
+        let unpack = |source| EngineError::Pack {
+            path: path.to_owned(),
+            source,
+        };
+        let mut archive = tar::Archive::new(archive.as_slice());
+        for entry in archive.entries().map_err(unpack)? {
+            let mut entry = entry.map_err(unpack)?;
+            if entry.header().entry_type().is_file() {
+                let mode = entry.header().mode().map_err(unpack)?;
+                let mut content = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut content).map_err(unpack)?;
+                return Ok(Some((content, mode)));
+            }
+        }
+        // A directory, or something else that is not a regular file.
+        Ok(None)
     }
 
     /// Places `files` into directory `dir` of `container` (owned by root) through the archive API.

@@ -267,7 +267,10 @@ async fn exercise(
     let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
     // Faults, troubleshooting and the single-node checks address the first member.
     let node = cluster.first();
-    // A member the scenario expects down (`[[expect_unit]] host = …`) is not waited for.
+    // A member the scenario expects down (`[[expect_unit]] host = …`) is not waited for, nor one
+    // no step runs on (yet: a node a later step adds to the cluster).
+    let bootstrapped_hosts = touched(scenario.bootstrap.steps.iter(), &nodes);
+    let touched_hosts = touched(scenario.all_steps(), &nodes);
     let watched: Vec<&NodeHandle> = nodes
         .iter()
         .copied()
@@ -292,7 +295,12 @@ async fn exercise(
     let mut results = Vec::new();
     let mut active = None;
     if bootstrapped.ran_all && watched.iter().any(|n| n.host() == node.host()) {
-        active = observe_unit(&watched, false).await?;
+        let up: Vec<&NodeHandle> = watched
+            .iter()
+            .copied()
+            .filter(|n| bootstrapped_hosts.iter().any(|h| h == n.host()))
+            .collect();
+        active = observe_unit(&up, false).await?;
         watch.lap(Phase::EtcdReady);
     }
     let ready_faults: Vec<&Fault> = scenario
@@ -314,7 +322,12 @@ async fn exercise(
         )
         .await?;
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
-        active = observe_unit(&watched, true).await?;
+        let up: Vec<&NodeHandle> = watched
+            .iter()
+            .copied()
+            .filter(|n| touched_hosts.iter().any(|h| h == n.host()))
+            .collect();
+        active = observe_unit(&up, true).await?;
     }
     // Judged once every step has run: the bootstrap's and those the faults ran.
     results.extend(judge::steps(scenario, &report.transcript, version));
@@ -504,6 +517,24 @@ impl Bootstrapped {
     fn completed(&self) -> bool {
         self.ran_all && self.failed_on.is_empty()
     }
+}
+
+/// The host names of the nodes `steps` run on.
+fn touched<'a>(steps: impl Iterator<Item = &'a steps::Step>, nodes: &[&NodeHandle]) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for step in steps {
+        let on: Vec<&str> = if step.on_each() {
+            nodes.iter().map(|n| n.host()).collect()
+        } else {
+            step.hosts()
+        };
+        for host in on {
+            if !hosts.iter().any(|h| h == host) {
+                hosts.push(host.to_owned());
+            }
+        }
+    }
+    hosts
 }
 
 /// Runs the bootstrap's steps with the scenario's faults around them. Stops after the first step
@@ -759,11 +790,11 @@ async fn across_members(
             .unwrap_or_else(|| cluster.first());
         let (forward, client) = open_client(node, member, tls).await?;
         forwards.push(forward);
-        clients.push((member.name.clone(), member.id.clone(), client));
+        clients.push((member.name.clone(), client));
     }
     let mut results = Vec::new();
     let lists = scenario.checks.member_list == Some(Expect::Pass);
-    for (name, _, client) in clients.iter_mut().skip(1).filter(|_| lists) {
+    for (name, client) in clients.iter_mut().skip(1).filter(|_| lists) {
         let mut result = checks::member_list(
             client.as_mut().map_err(|e| e.as_str()),
             Expect::Pass,

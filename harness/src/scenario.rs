@@ -68,13 +68,17 @@ pub struct ExpectedMember {
     pub address: Option<Ipv4Addr>,
     /// The member's name (`--name`).
     pub name: String,
-    /// The member ID as etcdctl prints it: the scenario's, or computed as etcd computes it.
-    pub id: String,
+    /// The member ID as etcdctl prints it: the scenario's, or computed as etcd computes it; `None`
+    /// for a member `etcdctl member add` adds (etcd draws its ID from the time: not checked).
+    pub id: Option<String>,
     /// The peer URL.
     pub peer_url: String,
     /// The client URL; its scheme decides whether the harness's client speaks TLS.
     pub client_url: String,
 }
+
+/// `id = "assigned"`: the member joins by `etcdctl member add`, which draws its ID from the time.
+pub const ASSIGNED: &str = "assigned";
 
 /// `[member]` as written: the ID may be left out, and is then computed from the peer URL and the
 /// cluster token.
@@ -642,18 +646,24 @@ impl Scenario {
             let id = member
                 .id
                 .unwrap_or_else(|| member_id(&[&member.peer_url], token));
-            if id.is_empty() || id.len() > 16 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            let assigned = id == ASSIGNED;
+            if !assigned
+                && (id.is_empty() || id.len() > 16 || !id.chars().all(|c| c.is_ascii_hexdigit()))
+            {
                 return Err(invalid(
                     member_span,
                     field("id"),
-                    format!("`{id}` is not a member ID as etcdctl prints it (up to 16 hex digits)"),
+                    format!(
+                        "`{id}` is not a member ID as etcdctl prints it (up to 16 hex digits), \
+                         nor `{ASSIGNED}` (a member `etcdctl member add` adds)"
+                    ),
                 ));
             }
             let member = ExpectedMember {
                 host,
                 address,
                 name: member.name,
-                id,
+                id: (!assigned).then_some(id),
                 peer_url: member.peer_url,
                 client_url: member.client_url,
             };
@@ -1035,7 +1045,7 @@ cause = "tls-plain-http"
         let text = GOOD.replace("id = \"6702b0a34e2cfd39\"\n", "");
         assert!(!text.contains("id = "), "{text}");
         let scenario = Scenario::parse(&file, &text).unwrap();
-        assert_eq!(scenario.member().id, "6702b0a34e2cfd39");
+        assert_eq!(scenario.member().id.as_deref(), Some("6702b0a34e2cfd39"));
         let text = text.replace(
             "peer_url = \"http:",
             "token = \"other\"\npeer_url = \"http:",
@@ -1043,8 +1053,11 @@ cause = "tls-plain-http"
         let scenario = Scenario::parse(&file, &text).unwrap();
         assert_eq!(
             scenario.member().id,
-            member_id(&["http://127.0.0.1:2380"], "other")
+            Some(member_id(&["http://127.0.0.1:2380"], "other"))
         );
+        let text = GOOD.replace("id = \"6702b0a34e2cfd39\"", "id = \"assigned\"");
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        assert_eq!(scenario.member().id, None, "assigned by `member add`: not checked");
     }
 
     #[test]

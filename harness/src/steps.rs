@@ -83,6 +83,16 @@ pub enum Action {
         /// The destination directory on the node.
         dir: String,
     },
+    /// `scp root@<host>:<path> <dir>`: download a node's file into `dir` of the jumpbox, so that
+    /// a later `scp` hands it to other nodes (a snapshot taken on one member, say).
+    Fetch {
+        /// The node.
+        from: String,
+        /// The file's path on the node (`~/` is `/root/`).
+        path: String,
+        /// The directory on the jumpbox, relative to it (`.` for its top).
+        dir: String,
+    },
     /// A shell command run verbatim on the nodes the step names.
     Shell(String),
 }
@@ -191,7 +201,8 @@ impl Bootstrap {
                         offset,
                         format!(
                             "step `{}`: field `run`: on the jumpbox only `scp <files…> \
-                             root@<host>:<dir>` is supported, got `{}`",
+                             root@<host>:<dir>` and `scp root@<host>:<file> <dir>` are \
+                             supported, got `{}`",
                             raw.name, raw.run
                         ),
                     )
@@ -213,13 +224,32 @@ impl Bootstrap {
     }
 }
 
-/// Parses `scp SRC… root@server:DIR` (`~` and an empty DIR mean `/root`).
+/// Parses `scp SRC… root@server:DIR` (`~` and an empty DIR mean `/root`), or
+/// `scp root@server:FILE DIR` (a download to the jumpbox).
 fn parse_scp(command: &str) -> Option<Action> {
     let mut words = command.split_whitespace();
     if words.next()? != "scp" {
         return None;
     }
     let mut words: Vec<&str> = words.collect();
+    if let [source, dir] = words.as_slice() {
+        if let Some((from, path)) = source.strip_prefix("root@").and_then(|s| s.split_once(':')) {
+            let relative = !dir.starts_with('/') && !dir.split('/').any(|part| part == "..");
+            if !is_host_name(from) || path.is_empty() || dir.contains(':') || !relative {
+                return None;
+            }
+            let path = match path.strip_prefix('~') {
+                Some(rest) => format!("/root{rest}"),
+                None if path.starts_with('/') => path.to_owned(),
+                None => format!("/root/{path}"),
+            };
+            return Some(Action::Fetch {
+                from: from.to_owned(),
+                path,
+                dir: (*dir).to_owned(),
+            });
+        }
+    }
     let target = words.pop()?;
     let (to, dir) = target.strip_prefix("root@")?.split_once(':')?;
     if to != EACH_HOST && !is_host_name(to) {
@@ -248,12 +278,22 @@ fn is_host_name(name: &str) -> bool {
 }
 
 impl Step {
+    /// True when the step runs on every node (`on = "each"`, or an `scp` to `root@{host}:`).
+    pub fn on_each(&self) -> bool {
+        match (&self.on, &self.action) {
+            (Target::Each, _) => true,
+            (_, Action::Scp { to, .. }) => to == EACH_HOST,
+            _ => false,
+        }
+    }
+
     /// The host names this step names (its `on`, or an `scp`'s destination), to check against the
     /// scenario's members; none for `each` and `{host}`.
     pub fn hosts(&self) -> Vec<&str> {
         match (&self.on, &self.action) {
             (Target::Host(host), _) => vec![host.as_str()],
             (_, Action::Scp { to, .. }) if to != EACH_HOST => vec![to.as_str()],
+            (_, Action::Fetch { from, .. }) => vec![from.as_str()],
             _ => Vec::new(),
         }
     }
@@ -266,13 +306,8 @@ pub async fn run_on(
     nodes: &[&NodeHandle],
     jumpbox: &Path,
 ) -> Result<Vec<Entry>, RunStepError> {
-    let each = match (&step.on, &step.action) {
-        (Target::Each, _) => true,
-        (_, Action::Scp { to, .. }) => to == EACH_HOST,
-        _ => false,
-    };
     let targets: Vec<&NodeHandle> =
-        if each {
+        if step.on_each() {
             nodes.to_vec()
         } else {
             let host = step.hosts().first().copied().unwrap_or_default().to_owned();
@@ -336,6 +371,38 @@ pub async fn run_one(
                 start.elapsed(),
             ))
         }
+        Action::Fetch { path, dir, .. } => {
+            let Some((content, mode)) = node
+                .engine()
+                .download(node.id(), path)
+                .await
+                .map_err(engine_error)?
+            else {
+                // As scp says it: the reader named a file the node does not have.
+                return Ok(Entry {
+                    exit_code: 1,
+                    stderr: format!("scp: {path}: No such file or directory\n"),
+                    ..Entry::done(&step.name, Host::Jumpbox, &step.command, start.elapsed())
+                });
+            };
+            let name = Path::new(path).file_name().unwrap_or_default();
+            let target = jumpbox.join(dir).join(name);
+            let jumpbox_error = |source| RunStepError::Jumpbox {
+                step: step.name.clone(),
+                path: target.clone(),
+                source,
+            };
+            std::fs::create_dir_all(jumpbox.join(dir)).map_err(jumpbox_error)?;
+            std::fs::write(&target, content).map_err(jumpbox_error)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(jumpbox_error)?;
+            Ok(Entry::done(
+                &step.name,
+                Host::Jumpbox,
+                &step.command,
+                start.elapsed(),
+            ))
+        }
         Action::Shell(script) => {
             let out = node
                 .shell(script, STEP_TIMEOUT)
@@ -390,6 +457,34 @@ mod tests {
                 dir: "/root".into()
             })
         );
+    }
+
+    #[test]
+    fn scp_from_a_node_downloads_one_file_into_the_jumpbox() {
+        let fetch = |path: &str, dir: &str| {
+            Some(Action::Fetch {
+                from: "server".into(),
+                path: path.into(),
+                dir: dir.into(),
+            })
+        };
+        assert_eq!(
+            parse_scp("scp root@server:~/snapshot.db ."),
+            fetch("/root/snapshot.db", ".")
+        );
+        assert_eq!(
+            parse_scp("scp root@server:snapshot.db backups"),
+            fetch("/root/snapshot.db", "backups")
+        );
+        assert_eq!(
+            parse_scp("scp root@server:/var/lib/etcd/x ."),
+            fetch("/var/lib/etcd/x", ".")
+        );
+        // Out of the jumpbox, node to node, or no file: not understood.
+        assert_eq!(parse_scp("scp root@server:x /tmp"), None);
+        assert_eq!(parse_scp("scp root@server:x ../up"), None);
+        assert_eq!(parse_scp("scp root@server:x root@other:~/"), None);
+        assert_eq!(parse_scp("scp root@server: ."), None);
     }
 
     #[test]

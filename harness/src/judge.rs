@@ -59,14 +59,27 @@ pub fn steps(
                 .iter()
                 .find(|e| e.host.is_none() || e.host.as_deref() == host);
             let code = want.map_or(0, |e| e.exit_code);
-            let output = want.and_then(|e| e.output.as_deref());
+            let output = want
+                .and_then(|e| e.output.as_ref())
+                .and_then(|o| o.for_version(version));
             let holds_code = entry.exit_code == code;
+            let printed = entry.output();
             let (holds, summary) = match output {
                 _ if !holds_code => (false, format!("exit {}", entry.exit_code)),
-                Some(text) if entry.output().contains(text) => {
-                    (true, format!("exit {code}, printed `{text}`"))
-                }
-                Some(text) => (false, format!("exit {code}, but did not print `{text}`")),
+                Some(texts) => match texts.iter().find(|t| printed.contains(t.as_str())) {
+                    Some(text) => (true, format!("exit {code}, printed `{text}`")),
+                    None => (
+                        false,
+                        format!(
+                            "exit {code}, but did not print {}",
+                            texts
+                                .iter()
+                                .map(|t| format!("`{t}`"))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
+                    ),
+                },
                 // Steps the scenario says nothing about must simply succeed; only a failure is news.
                 None if want.is_none() => continue,
                 None => (true, format!("exit {code}")),

@@ -161,8 +161,9 @@ pub struct ExpectStep {
     pub host: Option<String>,
     /// Its exit code.
     pub exit_code: i64,
-    /// Text its output (stdout and stderr) must contain.
-    pub output: Option<String>,
+    /// Text its output (stdout and stderr) must contain: one text, a list of texts any of which
+    /// will do, or a table of those by etcd version.
+    pub output: Option<Versioned>,
     /// The etcd versions this expectation applies to.
     pub etcd: Option<EtcdReq>,
 }
@@ -1057,7 +1058,11 @@ cause = "tls-plain-http"
         );
         let text = GOOD.replace("id = \"6702b0a34e2cfd39\"", "id = \"assigned\"");
         let scenario = Scenario::parse(&file, &text).unwrap();
-        assert_eq!(scenario.member().id, None, "assigned by `member add`: not checked");
+        assert_eq!(
+            scenario.member().id,
+            None,
+            "assigned by `member add`: not checked"
+        );
     }
 
     #[test]

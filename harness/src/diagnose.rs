@@ -491,7 +491,7 @@ fn dial_target(line: &str) -> Option<&str> {
 /// The address `rejected connection from "10.240.0.12:53092"` names (3.4), without its port.
 fn rejected_from(line: &str) -> Option<&str> {
     let (_, rest) = line.split_once("rejected connection from \"")?;
-    rest.split(|c: char| c == ':' || c == '"').next()
+    rest.split([':', '"']).next()
 }
 
 /// The hosts of the peer URLs `--initial-cluster` lists (`controller-0=https://10.240.0.10:2380,…`),

@@ -134,7 +134,7 @@ impl Cause {
             Self::PeerNoClientAuth => "a member's certificate lacks the clientAuth usage, yet with --peer-client-cert-auth members are each other's clients, so its peers refuse its connections",
             Self::PeerCertRejected => "the other members refuse this member's certificate (remote error: tls: bad certificate); their journals say why",
             Self::PeerUnreachable => "a member cannot connect to a peer's URL: that peer's etcd is not running, or not listening on its peer address",
-            Self::Unknown => "the evidence matches no known cause; read it below",
+            Self::Unknown => "no known cause fits; below, what etcd and systemd say and who holds etcd's port",
         }
     }
 
@@ -185,6 +185,8 @@ pub struct Evidence {
     pub output: String,
     /// etcd's journal, and systemd's lines about the unit, since the failure's start.
     pub journal: String,
+    /// The journal's error-level lines (priority err and above) over the same time.
+    pub errors: String,
     /// The unit file as systemd loaded it (`systemctl cat etcd`).
     pub unit_file: String,
     /// The unit's state (`systemctl show`).
@@ -478,7 +480,90 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
             );
         }
     }
-    Diagnosis::of(Cause::Unknown, Vec::new())
+    Diagnosis::of(Cause::Unknown, unexplained(evidence))
+}
+
+/// What the evidence says when no cause fits, so that a diagnosis is never bare: etcd's last
+/// error-level lines (3.4 logs them to the journal at priority err, 3.5 as JSON with an error
+/// level), systemd's state and result for the unit, and who listens on etcd's client port — the
+/// unit's main process, another process, or nothing.
+fn unexplained(evidence: &Evidence) -> Vec<String> {
+    const LAST: usize = 2;
+    let mut errors: Vec<String> = evidence
+        .errors
+        .lines()
+        .chain(
+            crate::etcdlog::lines(&evidence.journal).filter_map(|(raw, _)| {
+                [
+                    "\"level\":\"error\"",
+                    "\"level\":\"fatal\"",
+                    "\"level\":\"panic\"",
+                ]
+                .iter()
+                .any(|l| raw.contains(l))
+                .then_some(raw)
+            }),
+        )
+        .map(|line| crate::etcdlog::readable(line).trim().to_owned())
+        .filter(|line| !line.is_empty())
+        .collect();
+    errors.dedup();
+    let mut lines: Vec<String> = errors
+        .split_off(errors.len().saturating_sub(LAST))
+        .into_iter()
+        .map(|line| format!("etcd's last errors: {line}"))
+        .collect();
+    if lines.is_empty() {
+        lines.push("etcd's journal has no error-level line".to_owned());
+    }
+    if let Some(state) = &evidence.unit_state {
+        lines.push(format!("systemctl show etcd: {state}"));
+    }
+    let port = listen_client_urls(&evidence.unit_file)
+        .iter()
+        .find_map(|url| {
+            url.rsplit(':')
+                .next()?
+                .trim_end_matches('/')
+                .parse::<u16>()
+                .ok()
+        })
+        .unwrap_or(2379);
+    lines.push(listener(
+        &evidence.listening,
+        port,
+        evidence.unit_state.as_ref(),
+    ));
+    lines
+}
+
+/// Who listens on `port`, as `ss -tlnp` shows it, and whether it is the unit's main process.
+fn listener(listening: &str, port: u16, state: Option<&UnitState>) -> String {
+    let needle = format!(":{port} ");
+    let Some(line) = listening.lines().find(|l| l.contains(&needle)) else {
+        return format!("ss -tlnp: nothing listens on port {port}");
+    };
+    // users:(("etcd",pid=123,fd=7))
+    let holder = line.split_once("users:((\"").and_then(|(_, rest)| {
+        let (name, rest) = rest.split_once('"')?;
+        let pid = rest.split_once("pid=")?.1.split([',', ')']).next()?;
+        Some((name.to_owned(), pid.parse::<u32>().ok()?))
+    });
+    match (holder, state) {
+        (Some((name, pid)), Some(state)) if pid == state.main_pid => {
+            format!("ss -tlnp: port {port} is held by pid {pid} ({name}), the unit's main process")
+        }
+        (Some((name, pid)), Some(state)) => format!(
+            "ss -tlnp: port {port} is held by pid {pid} ({name}), not the unit's main process \
+             (MainPID={})",
+            state.main_pid
+        ),
+        (Some((name, pid)), None) => format!("ss -tlnp: port {port} is held by pid {pid} ({name})"),
+        (None, _) => format!(
+            "ss -tlnp: something listens on port {port}: {}",
+            line.trim()
+        ),
+    }
 }
 
 /// The address a journal line says it dialled (`dial tcp 10.240.0.11:2380`), to show each peer
@@ -555,6 +640,7 @@ pub async fn gather(
         command: command.to_owned(),
         output: output.to_owned(),
         journal: unit::journal(node, since_epoch).await?,
+        errors: unit::journal_errors(node, since_epoch).await?,
         unit_file: unit_file.stdout,
         unit_not_found: state.load_state == "not-found",
         unit_state: Some(state),
@@ -873,6 +959,70 @@ mod tests {
         evidence.command = "etcdctl get x --endpoints=https://127.0.0.1:2379".into();
         evidence.unit_state = Some(UnitState::parse("ActiveState=active\n"));
         assert_eq!(classify(&evidence).cause, Cause::Unknown);
+    }
+
+    /// No named cause fits: the diagnosis still quotes what etcd and systemd say and who holds the
+    /// client port — never a bare `unknown`.
+    #[test]
+    fn an_unknown_cause_quotes_etcds_errors_the_units_result_and_the_ports_holder() {
+        let etcd_listens =
+            "LISTEN 0 4096 127.0.0.1:2379 0.0.0.0:* users:((\"etcd\",pid=123,fd=7))\n";
+        let perl_listens = "LISTEN 0 5 127.0.0.1:2379 0.0.0.0:* users:((\"perl\",pid=77,fd=3))\n";
+        let json_error = r#"etcd[1]: {"level":"error","msg":"failed to publish local member to cluster through raft","error":"etcdserver: request timed out"}"#;
+        // (journal, error-level lines, unit state, listening, lines the diagnosis must show)
+        let cases: [(&str, &str, &str, &str, &[&str]); 3] = [
+            (
+                json_error,
+                "",
+                "ActiveState=active\nSubState=running\nResult=success\nMainPID=123\n",
+                etcd_listens,
+                &[
+                    "etcd's last errors: etcd[1]: failed to publish local member to cluster through raft: etcdserver: request timed out",
+                    "systemctl show etcd: ActiveState=active SubState=running NRestarts=0 Result=success",
+                    "ss -tlnp: port 2379 is held by pid 123 (etcd), the unit's main process",
+                ],
+            ),
+            (
+                "all quiet",
+                "publish error: etcdserver: request timed out\n",
+                "ActiveState=activating\nSubState=auto-restart\nResult=exit-code\nMainPID=0\n",
+                perl_listens,
+                &[
+                    "etcd's last errors: publish error: etcdserver: request timed out",
+                    "Result=exit-code",
+                    "ss -tlnp: port 2379 is held by pid 77 (perl), not the unit's main process (MainPID=0)",
+                ],
+            ),
+            (
+                "all quiet",
+                "",
+                "ActiveState=active\nSubState=running\nResult=success\nMainPID=9\n",
+                "State Recv-Q Send-Q Local Address:Port\n",
+                &[
+                    "etcd's journal has no error-level line",
+                    "ss -tlnp: nothing listens on port 2379",
+                ],
+            ),
+        ];
+        for (journal, errors, state, listening, shows) in cases {
+            let evidence = Evidence {
+                journal: journal.into(),
+                errors: errors.into(),
+                unit_file: TLS_UNIT.into(),
+                unit_state: Some(UnitState::parse(state)),
+                listening: listening.into(),
+                ..Evidence::default()
+            };
+            let diagnosis = classify(&evidence);
+            assert_eq!(diagnosis.cause, Cause::Unknown, "{diagnosis:?}");
+            for want in shows {
+                assert!(
+                    diagnosis.shown_by.iter().any(|l| l.contains(want)),
+                    "missing `{want}` in {:?}",
+                    diagnosis.shown_by
+                );
+            }
+        }
     }
 
     #[test]

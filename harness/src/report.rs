@@ -107,8 +107,9 @@ impl Report {
     }
 }
 
-/// Evidence lines shown per diagnosis (the same rejection is often logged once per retry).
-pub const MAX_EVIDENCE: usize = 3;
+/// Evidence lines shown per diagnosis and node (the same rejection is often logged once per retry;
+/// an unexplained failure shows etcd's last two errors, the unit's state and the port's holder).
+pub const MAX_EVIDENCE: usize = 4;
 
 /// One line per member: its node, etcd.service at the end, its commands, and what its own evidence
 /// shows when the run was diagnosed.

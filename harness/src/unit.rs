@@ -217,25 +217,33 @@ pub async fn stays_active(
 /// unit. etcd's are matched by syslog identifier too, because journald can miss the unit field on the
 /// last line before a fast exit.
 pub async fn journal(node: &NodeHandle, since_epoch: u64) -> Result<String, EngineError> {
+    journal_at(node, since_epoch, None).await
+}
+
+/// The same journal's lines at priority err and above (etcd 3.4 logs its errors there; 3.5 logs
+/// JSON to stderr, all at one priority, and says its level in the line).
+pub async fn journal_errors(node: &NodeHandle, since_epoch: u64) -> Result<String, EngineError> {
+    journal_at(node, since_epoch, Some("err")).await
+}
+
+async fn journal_at(
+    node: &NodeHandle,
+    since_epoch: u64,
+    priority: Option<&str>,
+) -> Result<String, EngineError> {
     let since = format!("@{since_epoch}");
-    let out = node
-        .exec(
-            &[
-                "journalctl",
-                "--no-pager",
-                "-o",
-                "cat",
-                "--since",
-                &since,
-                "_SYSTEMD_UNIT=etcd.service",
-                "+",
-                "UNIT=etcd.service",
-                "+",
-                "SYSLOG_IDENTIFIER=etcd",
-            ],
-            Duration::from_secs(15),
-        )
-        .await?;
+    let mut argv = vec!["journalctl", "--no-pager", "-o", "cat", "--since", &since];
+    if let Some(priority) = priority {
+        argv.extend(["-p", priority]);
+    }
+    argv.extend([
+        "_SYSTEMD_UNIT=etcd.service",
+        "+",
+        "UNIT=etcd.service",
+        "+",
+        "SYSLOG_IDENTIFIER=etcd",
+    ]);
+    let out = node.exec(&argv, Duration::from_secs(15)).await?;
     Ok(out.stdout)
 }
 

@@ -388,3 +388,97 @@ fn a_scenario_written_anywhere_gets_the_seeds_steps_and_keeps_its_paths_relative
         "{stdout}"
     );
 }
+
+#[test]
+fn a_failed_run_keeps_its_artefacts_and_the_json_report_says_the_same_as_the_text() {
+    // tutorial-tls passes its member list check: a scenario that wants it to fail, fails.
+    let dir = tempfile::tempdir().unwrap();
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/units/etcd-tls.service");
+    let file = dir.path().join("wants-a-failure.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "description = \"expects the member list to fail, which it does not\"\n\
+             unit = \"{}\"\n[member]\nname = \"controller\"\n\
+             peer_url = \"http://127.0.0.1:2380\"\nclient_url = \"https://127.0.0.1:2379\"\n\
+             [checks]\nmember_list = \"fail\"\n",
+            unit.display()
+        ),
+    )
+    .unwrap();
+    let artefacts = dir.path().join("artefacts");
+    let env = [("ETCD_HARNESS_ARTEFACTS", artefacts.to_str().unwrap())];
+    let out = harness(&["run", file.to_str().unwrap(), "--report", "json"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["holds"], false);
+    assert_eq!(report["scenario"], "wants-a-failure");
+    let check = &report["checks"][0];
+    assert_eq!(check["name"], "member list");
+    assert_eq!(
+        (check["expected"].as_str(), check["holds"].as_bool()),
+        (Some("fail"), Some(false))
+    );
+    assert!(report["transcript"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty()));
+
+    // Kept where the report says, under ETCD_HARNESS_ARTEFACTS: the reports and the node's evidence.
+    let kept = Path::new(
+        report["artefacts"]
+            .as_str()
+            .expect("the artefacts' directory"),
+    );
+    assert!(kept.starts_with(&artefacts), "{}", kept.display());
+    let text = std::fs::read_to_string(kept.join("report.txt")).unwrap();
+    assert!(text.contains("[FAIL] member list (must fail)"), "{text}");
+    assert!(
+        text.contains(&format!("artefacts: {}", kept.display())),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kept.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["checks"], report["checks"]);
+    let node = kept.join("nodes/server");
+    for file in [
+        "journal.log",
+        "unit.txt",
+        "status.txt",
+        "ss.txt",
+        "certs/ca.crt",
+        "certs/kube-apiserver.crt",
+    ] {
+        let content =
+            std::fs::read_to_string(node.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!content.is_empty(), "{file} is empty");
+    }
+    assert!(std::fs::read_to_string(node.join("unit.txt"))
+        .unwrap()
+        .contains("ExecStart=/usr/local/bin/etcd"));
+    // Never a private key.
+    let keys: Vec<_> = walk(kept)
+        .into_iter()
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "key")
+                || std::fs::read_to_string(p).is_ok_and(|t| t.contains("PRIVATE KEY"))
+        })
+        .collect();
+    assert!(
+        keys.is_empty(),
+        "private keys among the artefacts: {keys:?}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

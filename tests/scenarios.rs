@@ -30,6 +30,8 @@ async fn scenario_expectations_hold(
         // `ETCD_HARNESS_ETCD=debian:trixie cargo test` runs the catalogue on another etcd.
         etcd: EtcdSource::from_env().unwrap_or_else(|e| panic!("{e}")),
         keep: false,
+        // A failed scenario keeps its artefacts (the report prints where).
+        artefacts: Some(etcd_harness::artefacts::root()),
     };
     let report = runner::run(&harness, &scenario, &options)
         .await

@@ -256,6 +256,7 @@ pub async fn run(
     let options = RunOptions {
         etcd: etcd.clone(),
         keep: false,
+        artefacts: None,
     };
     let mut table = BenchTable::new(&scenario.name, clusters);
     for round in 0..=rounds {

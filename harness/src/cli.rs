@@ -37,6 +37,9 @@ enum Command {
         /// Leave the node running afterwards and print how to enter it.
         #[arg(long)]
         keep: bool,
+        /// How to print the report: `text` for people, `json` (the same facts) for CI tools.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        report: ReportFormat,
     },
     /// List the scenarios with their descriptions.
     List {
@@ -98,6 +101,15 @@ enum Command {
         /// The node's container id or name (as `run --keep` printed it).
         node: String,
     },
+}
+
+/// The report's rendering.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    /// For people.
+    Text,
+    /// For machines: the same facts as JSON.
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -233,12 +245,14 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             scenario,
             common,
             keep,
+            report: format,
         } => {
             let file = resolve(&scenario, &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
             let options = RunOptions {
                 etcd: common.etcd_source().await?,
                 keep,
+                artefacts: Some(crate::artefacts::root()),
             };
             reaper::start();
             let harness = Harness::prepare(&mut progress).await?;
@@ -249,7 +263,10 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 harness.labels.run_id()
             ));
             let report = runner::run(&harness, &scenario, &options).await?;
-            emit(&report::render(&report))?;
+            match format {
+                ReportFormat::Text => emit(&report::render(&report))?,
+                ReportFormat::Json => emit(&format!("{:#}\n", report::to_json(&report)))?,
+            }
             Ok(report.holds())
         }
         Command::List { scenarios } => {

@@ -9,6 +9,7 @@
 //! talks to Docker; nothing below the runner knows about scenarios.
 
 pub mod apt;
+pub mod artefacts;
 pub mod bench;
 pub mod cache;
 pub mod checks;

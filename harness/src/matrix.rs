@@ -187,6 +187,7 @@ pub async fn run(
             let options = RunOptions {
                 etcd: source.clone(),
                 keep: false,
+                artefacts: Some(crate::artefacts::root()),
             };
             async move {
                 let report = runner::run(harness, scenario, &options).await;

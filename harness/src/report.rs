@@ -2,7 +2,8 @@
 //! its rendering for people: the header (scenario, etcd version, image), the transcript, the checks
 //! with their results and diagnoses, a failure's diagnosis, and the verdict.
 //!
-//! Text only for now; JUnit and JSON renderings belong beside this one.
+//! Two renderings: text for people ([`render`]) and JSON with the same facts for machines
+//! ([`to_json`]); JUnit comes from the test runner (nextest's profile `ci`).
 
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ pub struct Report {
     pub kept: Option<Kept>,
     /// Time spent in each phase.
     pub timings: Vec<(Phase, Duration)>,
+    /// Where the failure's artefacts were written (transcript, journals, units, `ss`, certificates).
+    pub artefacts: Option<PathBuf>,
 }
 
 impl Report {
@@ -155,6 +158,64 @@ fn write_members(out: &mut String, report: &Report) -> std::fmt::Result {
     Ok(())
 }
 
+/// The report as JSON: the same facts as the text, for CI tools.
+pub fn to_json(report: &Report) -> serde_json::Value {
+    use serde_json::json;
+    let secs = |d: &Duration| d.as_secs_f64();
+    let diagnosis = |d: &Diagnosis| {
+        json!({
+            "cause": d.cause.to_string(),
+            "explanation": d.cause.explanation(),
+            "fix": d.cause.fix(),
+            "evidence": d.shown_by,
+            "per_node": d.per_node.iter().map(|(host, cause)| json!({"host": host, "cause": cause.to_string()})).collect::<Vec<_>>(),
+        })
+    };
+    json!({
+        "scenario": report.scenario,
+        "description": report.description,
+        "holds": report.holds(),
+        "etcd_version": report.etcd_version,
+        "etcd_origin": report.etcd_origin,
+        "image": report.image,
+        "not_applicable": report.not_applicable,
+        "failure": report.failure,
+        "transcript": report.transcript.entries().iter().map(|e| json!({
+            "step": e.step,
+            "host": match &e.host { Host::Jumpbox => "jumpbox", Host::Node(host) => host.as_str() },
+            "command": e.command,
+            "exit_code": e.exit_code,
+            "stdout": e.stdout,
+            "stderr": e.stderr,
+            "seconds": secs(&e.duration),
+            "rerun": e.origin == crate::transcript::Origin::Rerun,
+        })).collect::<Vec<_>>(),
+        "checks": report.checks.iter().map(|c| json!({
+            "name": c.name,
+            "expected": c.expected.map(crate::names::Named::name),
+            "holds": c.holds,
+            "applies": c.applies,
+            "summary": c.summary,
+            "details": c.details,
+            "diagnosis": c.diagnosis.as_ref().map(diagnosis),
+        })).collect::<Vec<_>>(),
+        "members": report.members.iter().map(|m| json!({
+            "host": m.host,
+            "address": m.address.map(|a| a.to_string()),
+            "unit": m.unit,
+            "cause": report.diagnosis.as_ref().and_then(|d| d.per_node.iter().find(|(h, _)| *h == m.host)).map(|(_, c)| c.to_string()),
+        })).collect::<Vec<_>>(),
+        "diagnosis": report.diagnosis.as_ref().map(diagnosis),
+        "timings": report.timings.iter().map(|(phase, d)| json!({"phase": phase.name(), "seconds": secs(d)})).collect::<Vec<_>>(),
+        "kept": report.kept.as_ref().map(|k| json!({
+            "containers": k.containers,
+            "network": k.network,
+            "jumpbox": k.jumpbox,
+        })),
+        "artefacts": report.artefacts,
+    })
+}
+
 /// The report as text.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -213,6 +274,9 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
             writeln!(out, "  evidence: {line}")?;
         }
         writeln!(out, "  fix: {}", d.cause.fix())?;
+    }
+    if let Some(dir) = &report.artefacts {
+        writeln!(out, "\nartefacts: {}", dir.display())?;
     }
     if let Some(kept) = &report.kept {
         let ids: Vec<&str> = kept

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::artefacts::{self, ArtefactsError};
 use crate::checks::{self, CheckResult, ClientTls};
 use crate::cluster::{Cluster, ClusterError, Member};
 use crate::diagnose;
@@ -41,6 +42,9 @@ pub enum RunError {
     /// The engine failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A failed run's artefacts could not be kept.
+    #[error(transparent)]
+    Artefacts(#[from] ArtefactsError),
     /// The node image could not be made.
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -131,6 +135,8 @@ pub struct RunOptions {
     pub etcd: EtcdSource,
     /// Leave the node (and the jumpbox directory) after the run.
     pub keep: bool,
+    /// Where a failed run keeps its artefacts (a directory per run under it); `None`: nowhere.
+    pub artefacts: Option<PathBuf>,
 }
 
 /// Times the phases of a run.
@@ -177,6 +183,7 @@ pub async fn run(
         members: Vec::new(),
         kept: None,
         timings: Vec::new(),
+        artefacts: None,
     };
     if !versions::applies(scenario.etcd.as_ref(), version.as_ref()) {
         report.not_applicable = Some(judge::not_applicable(
@@ -225,6 +232,12 @@ pub async fn run(
         }
     }
 
+    // One directory per run, should it fail (a matrix runs a scenario several times per process).
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let artefacts = options.artefacts.as_ref().map(|root| {
+        let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        root.join(format!("{}-{}-{n}", scenario.name, harness.labels.run_id()))
+    });
     exercise(
         &cluster,
         scenario,
@@ -235,6 +248,9 @@ pub async fn run(
         &mut watch,
     )
     .await?;
+    if let Some(dir) = artefacts.filter(|_| !report.holds()) {
+        report.artefacts = Some(artefacts::collect(&cluster, &dir).await?);
+    }
 
     if options.keep {
         harness.run_dir.keep()?;
@@ -249,6 +265,9 @@ pub async fn run(
         watch.lap(Phase::Teardown);
     }
     report.timings = watch.laps;
+    if let Some(dir) = &report.artefacts {
+        artefacts::write_report(&report, dir)?;
+    }
     Ok(report)
 }
 

@@ -176,7 +176,11 @@ impl RunNetwork {
                     .await;
                     match created {
                         Ok(response) => Ok(Probe::Ready(response.id)),
-                        Err(e) if e.to_string().contains("overlaps") => {
+                        // The engine says so two ways: IPAM's "Pool overlaps with other one on
+                        // this address space", and the bridge driver's "conflicts with network …:
+                        // networks have overlapping IPv4" (measured on 20.10, in a race between two
+                        // runs asking for the same subnet).
+                        Err(e) if e.to_string().contains("overlap") => {
                             Ok(Probe::Pending(e.to_string()))
                         }
                         Err(source) => Err(NetworkError::Engine(EngineError::Request {

@@ -117,18 +117,9 @@ pub const MAX_EVIDENCE: usize = 4;
 /// One line per member: its node, etcd.service at the end, its commands, and what its own evidence
 /// shows when the run was diagnosed.
 fn write_members(out: &mut String, report: &Report) -> std::fmt::Result {
-    let host_width = report
-        .members
-        .iter()
-        .map(|m| m.host.len())
-        .max()
-        .unwrap_or(0);
-    let unit_width = report
-        .members
-        .iter()
-        .map(|m| m.unit.len())
-        .max()
-        .unwrap_or(0);
+    let widest = |of: fn(&MemberOutcome) -> usize| report.members.iter().map(of).max();
+    let host_width = widest(|m| m.host.len()).unwrap_or(0);
+    let unit_width = widest(|m| m.unit.len()).unwrap_or(0);
     for member in &report.members {
         let ran: Vec<_> = report
             .transcript

@@ -314,12 +314,7 @@ async fn exercise(
     let mut results = Vec::new();
     let mut active = None;
     if bootstrapped.ran_all && watched.iter().any(|n| n.host() == node.host()) {
-        let up: Vec<&NodeHandle> = watched
-            .iter()
-            .copied()
-            .filter(|n| bootstrapped_hosts.iter().any(|h| h == n.host()))
-            .collect();
-        active = observe_unit(&up, false).await?;
+        active = observe_unit(&among(&watched, &bootstrapped_hosts), false).await?;
         watch.lap(Phase::EtcdReady);
     }
     let ready_faults: Vec<&Fault> = scenario
@@ -341,12 +336,7 @@ async fn exercise(
         )
         .await?;
         // After a fault the unit may be restarting on purpose (kill -9, reboot): wait through it.
-        let up: Vec<&NodeHandle> = watched
-            .iter()
-            .copied()
-            .filter(|n| touched_hosts.iter().any(|h| h == n.host()))
-            .collect();
-        active = observe_unit(&up, true).await?;
+        active = observe_unit(&among(&watched, &touched_hosts), true).await?;
     }
     // Judged once every step has run: the bootstrap's and those the faults ran.
     results.extend(judge::steps(scenario, &report.transcript, version));
@@ -536,6 +526,15 @@ impl Bootstrapped {
     fn completed(&self) -> bool {
         self.ran_all && self.failed_on.is_empty()
     }
+}
+
+/// The nodes of `nodes` whose host is one of `hosts`.
+fn among<'a>(nodes: &[&'a NodeHandle], hosts: &[String]) -> Vec<&'a NodeHandle> {
+    nodes
+        .iter()
+        .copied()
+        .filter(|n| hosts.iter().any(|h| h == n.host()))
+        .collect()
 }
 
 /// The host names of the nodes `steps` run on.

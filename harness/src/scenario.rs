@@ -712,21 +712,21 @@ impl Scenario {
             Bootstrap::load(&steps_file)?
         };
         let step_named = |prefix: &str| bootstrap.steps.iter().any(|s| s.name.starts_with(prefix));
+        // A host a field names must be a member's.
+        let a_member = |span: std::ops::Range<usize>, field, host: Option<&str>| match host {
+            Some(host) if !members.iter().any(|m| m.host == host) => Err(invalid(
+                span,
+                field,
+                format!("`{host}` is no member's host"),
+            )),
+            _ => Ok(()),
+        };
         let mut faults = Vec::new();
         for spanned in raw.fault {
             let span = spanned.span();
             let mut fault = spanned.into_inner();
             let on = fault.on.take();
-            if let Some(host) = on
-                .as_deref()
-                .filter(|h| !members.iter().any(|m| m.host == *h))
-            {
-                return Err(invalid(
-                    span,
-                    "fault.on",
-                    format!("`{host}` is no member's host"),
-                ));
-            }
+            a_member(span.clone(), "fault.on", on.as_deref())?;
             let at = match (fault.before.clone(), fault.after.clone()) {
                 (Some(step), None) => At::Before(step),
                 (None, Some(point)) if point == "ready" => At::Ready,
@@ -801,45 +801,22 @@ impl Scenario {
                 }
             }
         }
-        if let Some(fault) = raw
-            .pki
-            .peer
-            .iter()
-            .find(|f| !members.iter().any(|m| m.host == f.host))
-        {
-            return Err(invalid(
-                member_span.clone(),
-                "pki.peer.host",
-                format!("`{}` is no member's host", fault.host),
-            ));
+        for fault in &raw.pki.peer {
+            a_member(member_span.clone(), "pki.peer.host", Some(&fault.host))?;
         }
         let expect_unit = raw.expect_unit.0;
-        if let Some(host) = expect_unit
-            .iter()
-            .filter_map(|e| e.host.as_deref())
-            .find(|h| !members.iter().any(|m| m.host == *h))
-        {
-            return Err(invalid(
+        for want in &expect_unit {
+            a_member(
                 member_span.clone(),
                 "expect_unit.host",
-                format!("`{host}` is no member's host"),
-            ));
+                want.host.as_deref(),
+            )?;
         }
         let mut expect_steps = Vec::new();
         for spanned in raw.expect_step {
             let span = spanned.span();
             let expect = spanned.into_inner();
-            if let Some(host) = expect
-                .host
-                .as_deref()
-                .filter(|h| !members.iter().any(|m| m.host == *h))
-            {
-                return Err(invalid(
-                    span,
-                    "expect_step.host",
-                    format!("`{host}` is no member's host"),
-                ));
-            }
+            a_member(span.clone(), "expect_step.host", expect.host.as_deref())?;
             let in_faults = faults.iter().any(|f: &Fault| match &f.action {
                 Action::Steps(more) => more.steps.iter().any(|s| s.name.starts_with(&expect.step)),
                 _ => false,
@@ -861,17 +838,7 @@ impl Scenario {
         for spanned in raw.journal {
             let span = spanned.span();
             let want = spanned.into_inner();
-            if let Some(host) = want
-                .host
-                .as_deref()
-                .filter(|h| !members.iter().any(|m| m.host == *h))
-            {
-                return Err(invalid(
-                    span,
-                    "journal.host",
-                    format!("`{host}` is no member's host"),
-                ));
-            }
+            a_member(span.clone(), "journal.host", want.host.as_deref())?;
             let pattern = match (want.contains, want.matches) {
                 (Some(text), None) => JournalPattern::Contains(text),
                 (None, Some(expr)) => JournalPattern::Matches(

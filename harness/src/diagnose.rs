@@ -222,13 +222,14 @@ impl Diagnosis {
 
 impl Cause {
     /// How far a cause explains a cluster's failure: a member that cannot start, or whose
-    /// certificate its peers refuse, explains why others cannot reach it or lost their quorum;
-    /// a stopped etcd explains only itself.
+    /// certificate its peers refuse, explains why others cannot reach it or lost their quorum; a
+    /// stopped member explains why its peers cannot reach it; a lost quorum says what that costs
+    /// and which members to start.
     fn weight(self) -> u8 {
         match self {
             Self::Unknown => 0,
-            Self::NotRunning => 1,
-            Self::PeerUnreachable => 2,
+            Self::PeerUnreachable => 1,
+            Self::NotRunning => 2,
             Self::QuorumLost | Self::PeerCertRejected => 3,
             _ => 4,
         }
@@ -879,9 +880,11 @@ mod tests {
             ("controller-1".to_owned(), quiet()),
             ("controller-2".to_owned(), stopped),
         ];
+        // The stopped member explains why its peer cannot reach it (whether or not the peer has
+        // logged so yet: measured both ways in cluster-one-down).
         let diagnosis = classify_nodes(&nodes);
-        assert_eq!(diagnosis.cause, Cause::PeerUnreachable, "{diagnosis:?}");
-        assert!(diagnosis.shown_by[0].starts_with("controller-0: health check for peer"));
+        assert_eq!(diagnosis.cause, Cause::NotRunning, "{diagnosis:?}");
+        assert!(diagnosis.shown_by[0].starts_with("controller-2: systemctl show etcd"));
         assert_eq!(
             diagnosis.per_node,
             [
@@ -890,6 +893,11 @@ mod tests {
                 ("controller-2".to_owned(), Cause::NotRunning),
             ]
         );
+        // A peer unreachable with nothing stopped (a partition): that is the cause.
+        let running = [nodes[0].clone(), nodes[1].clone()];
+        let diagnosis = classify_nodes(&running);
+        assert_eq!(diagnosis.cause, Cause::PeerUnreachable, "{diagnosis:?}");
+        assert!(diagnosis.shown_by[0].starts_with("controller-0: health check for peer"));
         // One member is the tutorial's single node: its diagnosis, no host names.
         let single = classify_nodes(&nodes[..1]);
         assert!(single.per_node.is_empty());

@@ -228,6 +228,31 @@ async fn node_of(pid: u32) -> String {
     .expect("the run started a node")
 }
 
+/// Waits until the run with process id `pid` has its network and a node, and returns the network
+/// and the states of the nodes the same listing showed.
+async fn network_and_first_nodes_of(pid: u32) -> (String, Vec<String>) {
+    let label = format!("label={LABEL_PID}={pid}");
+    poll_until(
+        "the run's network and first node to exist",
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        || async {
+            // The network first: it is made before any node, so a node listed after it is seen
+            // with it.
+            let network = crate::support::docker(&["network", "ls", "-q", "--filter", &label]);
+            let states = node_states(pid);
+            Ok::<_, std::convert::Infallible>(if network.is_empty() || states.is_empty() {
+                Probe::Pending(format!("network {network:?}, nodes {states:?}"))
+            } else {
+                Probe::Ready((network, states))
+            })
+        },
+    )
+    .await
+    .unwrap()
+    .expect("the run made its network and a node")
+}
+
 /// Sends `signal` to the run with process id `pid`.
 fn send(signal: &str, pid: u32) {
     let killed = Command::new("kill")
@@ -282,11 +307,11 @@ async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
 async fn ctrl_c_while_five_nodes_boot_leaves_no_node_and_no_network() {
     let mut child = spawn_run("cluster-5-tls");
     let pid = child.id().expect("a running child");
-    node_of(pid).await;
-    let network = left_by(pid).networks;
     // Seen just before the signal: had all five been running already, this would not be
-    // interrupting their boot.
-    let states = node_states(pid);
+    // interrupting their boot. The signal follows the very listing that first shows a node: the
+    // five start together, and with three more docker CLI calls in between (as this test had) a
+    // loaded machine on Docker 28.5.2 saw all five running.
+    let (network, states) = network_and_first_nodes_of(pid).await;
     send("INT", pid);
     let running = states.iter().filter(|s| *s == "running").count();
     assert!(

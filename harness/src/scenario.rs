@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::diagnose::Cause;
 use crate::downloads::EtcdSource;
 use crate::faults::{Action, At, Fault};
+use crate::lint::{Expected, Rule};
 use crate::names::by_name;
 use crate::network::Subnet;
 use crate::node::HOSTNAME;
@@ -415,6 +416,15 @@ struct RawScenario {
     diagnosis: Option<Cause>,
     #[serde(default)]
     keys_survive: bool,
+    #[serde(default)]
+    lint: RawLint,
+}
+
+/// `[lint]`: the findings of the pre-flight lint the scenario reproduces on purpose.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLint {
+    expect: Option<Spanned<Vec<Rule>>>,
 }
 
 fn default_steps() -> Spanned<PathBuf> {
@@ -464,6 +474,8 @@ pub struct Scenario {
     pub diagnosis: Option<Cause>,
     /// Keys written once etcd is up must still be there at the end.
     pub keys_survive: bool,
+    /// The pre-flight lint's findings it reproduces on purpose (`[lint] expect`).
+    pub lint: Expected,
 }
 
 impl Scenario {
@@ -915,6 +927,13 @@ impl Scenario {
             journal,
             diagnosis: raw.diagnosis,
             keys_survive: raw.keys_survive,
+            lint: raw
+                .lint
+                .expect
+                .map_or_else(Expected::default, |expect| Expected {
+                    line: line_of(text, expect.span().start),
+                    rules: expect.into_inner(),
+                }),
         })
     }
 }

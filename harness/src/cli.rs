@@ -1,5 +1,5 @@
-//! The command line: `run`, `list`, `image`, `bench`. Exit codes: 0 when the scenario's expectations
-//! hold, 1 when they don't, 2 on usage, configuration or environment errors.
+//! The command line: `run`, `list`, `lint`, `image`, `bench`. Exit codes: 0 when the scenario's
+//! expectations hold, 1 when they don't, 2 on usage, configuration or environment errors.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -264,6 +264,12 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         } => {
             let file = resolve(&scenario, &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
+            // Before the engine, the image or etcd is touched (the run lints again, as every run).
+            for finding in lint::preflight(&scenario).await?.findings {
+                if !finding.expected {
+                    progress(&format!("lint warning: {finding}"));
+                }
+            }
             let options = RunOptions {
                 etcd: common.etcd_source().await?,
                 keep,

@@ -464,6 +464,19 @@ pub async fn lint(input: &LintInput<'_>) -> Result<LintReport, LintError> {
     Ok(report)
 }
 
+/// Lints `scenario` before it runs: its report, or [`LintError::Blocked`] when a finding would
+/// stop the run (an unexpected failing one, or an expected one missing).
+pub async fn preflight(scenario: &Scenario) -> Result<LintReport, LintError> {
+    let report = lint(&LintInput::scenario(scenario)).await?;
+    if !report.holds() {
+        return Err(LintError::Blocked {
+            file: scenario.file.clone(),
+            report,
+        });
+    }
+    Ok(report)
+}
+
 /// Marks expected findings, and reports expected rules that found nothing (a systemd rule is not
 /// judged when systemd-analyze could not read the unit).
 fn judge(report: &mut LintReport, expected: &Expected, file: &Path, systemd_read: bool) {

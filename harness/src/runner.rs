@@ -20,7 +20,7 @@ use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
 use crate::judge;
-use crate::lint::{self, LintError, LintInput};
+use crate::lint::{self, LintError};
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Identity, MemberName, PeerCert, Pki, PkiError};
@@ -173,14 +173,7 @@ pub async fn run(
     let mut watch = Stopwatch::start();
     // Before anything is fetched or booted: a bootstrap the lint finds broken, where the scenario
     // does not say it is broken on purpose, is not run.
-    let lint = lint::lint(&LintInput::scenario(scenario)).await?;
-    if !lint.holds() {
-        return Err(LintError::Blocked {
-            file: scenario.file.clone(),
-            report: lint,
-        }
-        .into());
-    }
+    lint::preflight(scenario).await?;
     let downloads = downloads::fetch(&options.etcd).await?;
     let version = downloads.version.clone();
     let mut report = Report {

@@ -1146,4 +1146,16 @@ cause = "tls-plain-http"
         let err = error_of(&format!("{GOOD}\n[[journal]]\nmatches = \"(unclosed\"\n"));
         assert!(err.contains("field `journal.matches`"), "{err}");
     }
+
+    #[test]
+    fn lint_expectations_parse_with_their_line_and_an_unknown_id_is_refused() {
+        let (_dir, file) = fixture();
+        let text = format!("{GOOD}\n[lint]\nexpect = [\"url-not-in-san\", \"flag-typo\"]\n");
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        assert_eq!(scenario.lint.rules, [Rule::UrlNotInSan, Rule::FlagTypo]);
+        assert_eq!(scenario.lint.line, text.lines().count());
+        let err = error_of(&format!("{GOOD}\n[lint]\nexpect = [\"gremlins\"]\n"));
+        assert!(err.contains("field `lint.expect`"), "{err}");
+        assert!(err.contains("`url-not-in-san`"), "{err}");
+    }
 }

@@ -524,4 +524,18 @@ mod tests {
             .any(|c| c.contains("chmod 700 /var/lib/etcd")));
         assert!(commands.last().unwrap().contains("systemctl start etcd"));
     }
+
+    #[test]
+    fn a_step_knows_the_line_its_command_text_starts_on() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/steps/seed.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let bootstrap = Bootstrap::load(&file).unwrap();
+        let multi_line = bootstrap.steps.iter().filter(|s| s.command.contains('\n'));
+        assert_eq!(multi_line.count(), 2, "steps 3 and 5 are `run = \"\"\"…`");
+        for step in &bootstrap.steps {
+            let first = step.command.lines().next().unwrap();
+            let line = text.lines().nth(step.line - 1).unwrap();
+            assert!(line.contains(first), "{}: line {}", step.name, step.line);
+        }
+    }
 }

@@ -136,8 +136,8 @@ pub struct Finding {
     pub file: PathBuf,
     /// Its 1-based line.
     pub line: usize,
-    /// The member whose unit or steps it is about, in a cluster.
-    pub host: Option<String>,
+    /// The node whose unit or steps it is about (`server`, the tutorial's single node).
+    pub host: String,
     /// What is wrong, and what it does.
     pub what: String,
     /// How to fix it.
@@ -148,11 +148,16 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: ", self.file.display(), self.line, self.rule)?;
-        if let Some(host) = &self.host {
-            write!(f, "on {host}: ")?;
-        }
-        write!(f, "{}\n    fix: {}", self.what, self.fix)
+        write!(
+            f,
+            "{}:{}: {}: on {}: {}\n    fix: {}",
+            self.file.display(),
+            self.line,
+            self.rule,
+            self.host,
+            self.what,
+            self.fix
+        )
     }
 }
 
@@ -527,7 +532,7 @@ impl Unit {
             rule,
             file: self.file.clone(),
             line: self.file_line(line),
-            host: Some(self.host.clone()),
+            host: self.host.clone(),
             what: format!("{what}{}", self.how),
             fix,
             expected: false,
@@ -703,7 +708,7 @@ mod tests {
             rule,
             file: "u".into(),
             line: 1,
-            host: None,
+            host: "server".into(),
             what: String::new(),
             fix: String::new(),
             expected: false,

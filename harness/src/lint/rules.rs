@@ -474,7 +474,7 @@ pub(super) fn unused_copies(
                 rule: Rule::CertCopiedUnused,
                 file: file.to_owned(),
                 line,
-                host: Some(member.host.clone()),
+                host: member.host.clone(),
                 what: format!(
                     "this copies {}, which neither etcd.service's TLS flags nor any step name: \
                      etcd runs without {}",

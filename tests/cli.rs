@@ -482,3 +482,166 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tls_unit() -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/units/etcd-tls.service"),
+    )
+    .unwrap()
+}
+
+/// A catalogue scenario's text for a file outside `scenarios/`: its unit named by absolute path
+/// (it gets the seed's steps, built in).
+fn in_tempdir(scenario: &str) -> String {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/units/etcd-tls.service");
+    scenario.replace("\"../docker/units/etcd-tls.service\"", &format!("{unit:?}"))
+}
+
+/// The 1-based line of `text` holding `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn lint_passes_the_tls_unit_with_the_seeds_steps() {
+    let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/units/etcd-tls.service");
+    let out = harness(&["lint", unit.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("lint: PASS — 0 error(s), 0 warning(s)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn lint_of_a_broken_unit_exits_1_naming_each_line_and_its_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("broken.service");
+    let text = tls_unit()
+        .replace("--client-cert-auth", "--client-cert-auht")
+        .replace("Type=notify", "Type=notify\nRestartSecs=5")
+        .replace(
+            "--data-dir=/var/lib/etcd",
+            "--data-dir=/var/lib/etcd-data \\",
+        );
+    std::fs::write(&unit, &text).unwrap();
+    let out = harness(&["lint", unit.to_str().unwrap()], &[]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let file = unit.display();
+    for (needle, rule) in [
+        ("--client-cert-auht", "flag-typo"),
+        ("RestartSecs=5", "systemd-unknown-key"),
+        ("--data-dir", "data-dir-not-created"),
+        ("Restart=on-failure", "continuation-swallows-key"),
+    ] {
+        let at = format!("{file}:{}: {rule}: ", line_of(&text, needle));
+        assert!(said.contains(&at), "{at}\n{said}");
+    }
+    assert!(
+        said.contains("fix: spell it `--client-cert-auth`"),
+        "{said}"
+    );
+    assert!(said.contains("lint: FAIL — 4 error(s)"), "{said}");
+    // What systemd-analyze says about this host (no /usr/local/bin/etcd here) is not a finding.
+    assert!(!said.contains("not executable"), "{said}");
+}
+
+#[test]
+fn lint_passes_every_catalogue_scenario() {
+    let out = harness(&["lint"], &[]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}\n{}", stderr(&out));
+    assert!(!said.contains("  error: "), "{said}");
+    // The catalogue's deliberate mistakes are found, and expected.
+    for (scenario, rule) in [
+        ("cert-path-wrong", "cert-file-not-copied"),
+        ("san-mismatch", "url-not-in-san"),
+        ("flag-typo", "flag-typo"),
+        (
+            "cluster-name-not-in-initial-cluster",
+            "name-not-in-initial-cluster",
+        ),
+        ("cluster-peer-san-mismatch", "url-not-in-san"),
+        ("tutorial-as-written", "cert-copied-unused"),
+    ] {
+        let section = said
+            .split("\n\n")
+            .find(|s| {
+                s.lines()
+                    .next()
+                    .is_some_and(|l| l.ends_with(&format!("/{scenario}.toml")))
+            })
+            .unwrap_or_else(|| panic!("{scenario} missing:\n{said}"));
+        assert!(section.contains(&format!(": {rule}: ")), "{section}");
+        assert!(section.contains("  expected: "), "{section}");
+    }
+}
+
+#[test]
+fn a_run_the_lint_refuses_exits_2_before_the_engine_is_touched() {
+    // cert-path-wrong without its `[lint] expect`: the mistake is found, and nothing runs (no engine
+    // is reachable, so getting as far as the engine would say so instead).
+    let text = std::fs::read_to_string(scenarios_dir().join("cert-path-wrong.toml")).unwrap();
+    let text = in_tempdir(&text[..text.find("[lint]").unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("unexpected.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = harness(
+        &["run", file.to_str().unwrap()],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let unit = tls_unit();
+    assert!(
+        err.contains(&format!(
+            "docker/units/etcd-tls.service:{}: cert-file-not-copied",
+            line_of(&unit, "--cert-file")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("fix: name the file the steps put there (/etc/etcd/kube-apiserver.crt)"),
+        "{err}"
+    );
+    assert!(err.contains("[lint] expect"), "{err}");
+    assert!(!err.contains("nonexistent/docker.sock"), "{err}");
+}
+
+#[test]
+fn an_expected_finding_that_does_not_occur_fails_the_lint() {
+    let text = std::fs::read_to_string(scenarios_dir().join("tutorial-tls.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expects-too-much.toml");
+    let text = format!("{}\n[lint]\nexpect = [\"flag-typo\"]\n", in_tempdir(&text));
+    std::fs::write(&file, &text).unwrap();
+    let out = harness(&["lint", file.to_str().unwrap()], &[]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "{}:{}: `[lint] expect` names flag-typo, which the lint did not find",
+            file.display(),
+            text.lines().count()
+        )),
+        "{said}"
+    );
+}
+
+#[test]
+fn without_systemd_analyze_the_lint_says_so_and_does_not_fail() {
+    let out = harness(&["lint", "tutorial-tls"], &[("PATH", "/nonexistent")]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("warning: "), "{said}");
+    assert!(
+        said.contains("systemd-analyze-unavailable: on server: the unit was not read as systemd reads it: systemd-analyze is not installed"),
+        "{said}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The command line: `run`, `list`, `image`, `bench`. Exit codes: 0 when the scenario's expectations
-//! hold, 1 when they don't, 2 on usage, configuration or environment errors.
+//! The command line: `run`, `list`, `lint`, `image`, `bench`. Exit codes: 0 when the scenario's
+//! expectations hold, 1 when they don't, 2 on usage, configuration or environment errors.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -11,10 +11,12 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 
 use crate::downloads::{self, EtcdSource};
+use crate::lint::{self, LintInput};
 use crate::node::NodeHandle;
 use crate::owner::Owner;
 use crate::runner::{self, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
+use crate::steps::Bootstrap;
 use crate::transcript::Transcript;
 use crate::{bench, diagnose, engine, image, matrix, reaper, report, soak};
 
@@ -43,6 +45,19 @@ enum Command {
     },
     /// List the scenarios with their descriptions.
     List {
+        /// Directory holding scenario files.
+        #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
+        scenarios: PathBuf,
+    },
+    /// Check scenarios before anything runs — the unit as systemd reads it, and the bootstrap's
+    /// pieces against each other — printing each finding with its file, line and fix. Exits 1 on a
+    /// finding that would stop a run.
+    Lint {
+        /// Scenario names or files, or unit files (`*.service`); default: every scenario.
+        targets: Vec<String>,
+        /// The steps a unit file is checked against (default: the seed's).
+        #[arg(long)]
+        steps: Option<PathBuf>,
         /// Directory holding scenario files.
         #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
         scenarios: PathBuf,
@@ -249,6 +264,12 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         } => {
             let file = resolve(&scenario, &common.scenarios)?;
             let scenario = Scenario::load(&file)?;
+            // Before the engine, the image or etcd is touched (the run lints again, as every run).
+            for finding in lint::preflight(&scenario).await?.findings {
+                if !finding.expected {
+                    progress(&format!("lint warning: {finding}"));
+                }
+            }
             let options = RunOptions {
                 etcd: common.etcd_source().await?,
                 keep,
@@ -280,6 +301,11 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             emit(&out)?;
             Ok(true)
         }
+        Command::Lint {
+            targets,
+            steps,
+            scenarios,
+        } => lint(&targets, steps.as_deref(), &scenarios).await,
         Command::Image => {
             let engine = engine::Engine::connect().await?;
             let image = image::ensure(&engine, &mut progress).await?;
@@ -428,6 +454,43 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
     }
+}
+
+/// `lint`: every target's findings (every scenario's when none is named); true when none would
+/// stop a run.
+async fn lint(targets: &[String], steps: Option<&Path>, dir: &Path) -> anyhow::Result<bool> {
+    let targets: Vec<String> = if targets.is_empty() {
+        scenario::discover(dir)?
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect()
+    } else {
+        targets.to_vec()
+    };
+    let mut out = String::new();
+    let mut holds = true;
+    for target in &targets {
+        let report = if target.ends_with(".service") {
+            let seed = dir.join("steps/seed.toml");
+            let steps = match steps {
+                Some(file) => Bootstrap::load(file)?,
+                None if seed.is_file() => Bootstrap::load(&seed)?,
+                None => Bootstrap::seed()?,
+            };
+            lint::lint(&LintInput::unit(Path::new(target), &steps)).await?
+        } else {
+            let scenario = Scenario::load(&resolve(target, dir)?)?;
+            lint::lint(&LintInput::scenario(&scenario)).await?
+        };
+        holds &= report.holds();
+        writeln!(
+            out,
+            "{target}
+{report}"
+        )?;
+    }
+    emit(&out)?;
+    Ok(holds)
 }
 
 /// A scenario argument: a file path (it has a `/` or ends in `.toml`), or a plain name of a file in

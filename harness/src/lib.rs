@@ -23,6 +23,7 @@ pub mod faults;
 pub mod forward;
 pub mod image;
 pub mod judge;
+pub mod lint;
 pub mod matrix;
 pub mod names;
 pub mod network;

@@ -153,62 +153,39 @@ impl Pki {
     ) -> Result<Vec<Identity>, PkiError> {
         let now = OffsetDateTime::now_utc();
         let (not_before, not_after) = (now - Duration::hours(1), now + Duration::days(1));
-        // A member Docker addresses (none given) is named by its host name only.
-        let names_of = |member: &MemberName| {
-            [member.host.clone(), member.address.clone()]
-                .into_iter()
-                .filter(|n| !n.is_empty())
-                .collect::<Vec<_>>()
-        };
-        let loopback = || ["127.0.0.1".to_owned(), "localhost".to_owned()];
-        let shared = match certs {
-            MemberCerts::Shared => {
-                let mut sans: Vec<String> = members.iter().flat_map(names_of).collect();
-                sans.extend(loopback());
-                let (cert_pem, key) =
-                    leaf_with(&self.ca, "etcd", sans, not_before, not_after, BOTH_USES)?;
-                Some(Identity {
-                    cert_pem,
-                    key_pem: key.serialize_pem(),
-                })
+        let mut shared: Option<Identity> = None;
+        let mut identities = Vec::new();
+        for (member, sans) in members.iter().zip(member_sans(members, certs, faulty)) {
+            let fault = fault_of(faulty, member);
+            let is_shared = certs == MemberCerts::Shared && fault == PeerCert::Valid;
+            if let (true, Some(identity)) = (is_shared, &shared) {
+                identities.push(identity.clone());
+                continue;
             }
-            MemberCerts::PerMember => None,
-        };
-        members
-            .iter()
-            .map(|member| {
-                let fault = faulty
-                    .iter()
-                    .find(|(host, _)| *host == member.host)
-                    .map_or(PeerCert::Valid, |(_, fault)| *fault);
-                if let (Some(shared), PeerCert::Valid) = (&shared, fault) {
-                    return Ok(shared.clone());
-                }
-                let mut sans = names_of(member);
-                if fault == PeerCert::NoAddressSan {
-                    sans.retain(|s| *s != member.address);
-                }
-                sans.extend(loopback());
-                let other;
-                let issuer = if fault == PeerCert::OtherCa {
-                    other = new_ca("another CA")?;
-                    &other
-                } else {
-                    &self.ca
-                };
-                let uses: &[ExtendedKeyUsagePurpose] = if fault == PeerCert::NoClientAuth {
-                    &[ExtendedKeyUsagePurpose::ServerAuth]
-                } else {
-                    BOTH_USES
-                };
-                let (cert_pem, key) =
-                    leaf_with(issuer, &member.host, sans, not_before, not_after, uses)?;
-                Ok(Identity {
-                    cert_pem,
-                    key_pem: key.serialize_pem(),
-                })
-            })
-            .collect()
+            let other;
+            let issuer = if fault == PeerCert::OtherCa {
+                other = new_ca("another CA")?;
+                &other
+            } else {
+                &self.ca
+            };
+            let uses: &[ExtendedKeyUsagePurpose] = if fault == PeerCert::NoClientAuth {
+                &[ExtendedKeyUsagePurpose::ServerAuth]
+            } else {
+                BOTH_USES
+            };
+            let name = if is_shared { "etcd" } else { &member.host };
+            let (cert_pem, key) = leaf_with(issuer, name, sans, not_before, not_after, uses)?;
+            let identity = Identity {
+                cert_pem,
+                key_pem: key.serialize_pem(),
+            };
+            if is_shared {
+                shared = Some(identity.clone());
+            }
+            identities.push(identity);
+        }
+        Ok(identities)
     }
 
     /// Issues a fresh CA and a kube-apiserver certificate signed by it (serverAuth + clientAuth,
@@ -221,10 +198,7 @@ impl Pki {
     pub fn issue_with(server: ServerCert) -> Result<Self, PkiError> {
         let now = OffsetDateTime::now_utc();
         let ca = new_ca("etcd-harness throwaway CA")?;
-        let sans: Vec<String> = match server {
-            ServerCert::NoLoopbackSan => vec!["server".into(), "10.240.0.10".into()],
-            _ => KUBE_APISERVER_SANS.map(String::from).to_vec(),
-        };
+        let sans = server_sans(server);
         let (not_before, not_after) = match server {
             ServerCert::Expired => (now - Duration::days(2), now - Duration::days(1)),
             _ => (now - Duration::hours(1), now + Duration::days(1)),
@@ -287,6 +261,56 @@ impl Identity {
         write(&dir.join(format!("{name}.crt")), &self.cert_pem, 0o644)?;
         write(&dir.join(format!("{name}.key")), &self.key_pem, 0o600)
     }
+}
+
+/// The names of the kube-apiserver certificate that `server` makes.
+pub fn server_sans(server: ServerCert) -> Vec<String> {
+    match server {
+        ServerCert::NoLoopbackSan => vec!["server".into(), "10.240.0.10".into()],
+        _ => KUBE_APISERVER_SANS.map(String::from).to_vec(),
+    }
+}
+
+/// Each member's certificate's names, in `members`' order, as [`Pki::member_identities`] issues
+/// them: its host name and address (a member Docker addresses, none given, by its host name only;
+/// a shared certificate names every member), then `127.0.0.1` and `localhost`; a
+/// [`PeerCert::NoAddressSan`] member's lacks its address.
+pub fn member_sans(
+    members: &[MemberName],
+    certs: MemberCerts,
+    faulty: &[(String, PeerCert)],
+) -> Vec<Vec<String>> {
+    let names_of = |member: &MemberName| {
+        [member.host.clone(), member.address.clone()]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+    };
+    members
+        .iter()
+        .map(|member| {
+            let fault = fault_of(faulty, member);
+            let mut sans: Vec<String> = if certs == MemberCerts::Shared && fault == PeerCert::Valid
+            {
+                members.iter().flat_map(names_of).collect()
+            } else {
+                names_of(member)
+                    .into_iter()
+                    .filter(|n| fault != PeerCert::NoAddressSan || *n != member.address)
+                    .collect()
+            };
+            sans.extend(["127.0.0.1", "localhost"].map(String::from));
+            sans
+        })
+        .collect()
+}
+
+/// What is wrong with `member`'s certificate, as `faulty` says.
+fn fault_of(faulty: &[(String, PeerCert)], member: &MemberName) -> PeerCert {
+    faulty
+        .iter()
+        .find(|(host, _)| *host == member.host)
+        .map_or(PeerCert::Valid, |(_, fault)| *fault)
 }
 
 /// What a diagnosis needs to know of a certificate.

@@ -20,6 +20,7 @@ use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
 use crate::judge;
+use crate::lint::{self, LintError};
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Identity, MemberName, PeerCert, Pki, PkiError};
@@ -72,6 +73,9 @@ pub enum RunError {
     /// The run directory could not be made.
     #[error(transparent)]
     RunDir(#[from] RunDirError),
+    /// The pre-flight lint stopped the run, or could not lint.
+    #[error(transparent)]
+    Lint(#[from] LintError),
     /// The jumpbox directory could not be prepared.
     #[error("failed to prepare the jumpbox directory {path}: {source}")]
     Jumpbox {
@@ -167,6 +171,9 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<Report, RunError> {
     let mut watch = Stopwatch::start();
+    // Before anything is fetched or booted: a bootstrap the lint finds broken, where the scenario
+    // does not say it is broken on purpose, is not run.
+    lint::preflight(scenario).await?;
     let downloads = downloads::fetch(&options.etcd).await?;
     let version = downloads.version.clone();
     let mut report = Report {

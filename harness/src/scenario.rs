@@ -14,6 +14,7 @@ use toml::Spanned;
 use crate::diagnose::Cause;
 use crate::downloads::EtcdSource;
 use crate::faults::{Action, At, Fault};
+use crate::lint::{Expected, Rule};
 use crate::names::by_name;
 use crate::network::Subnet;
 use crate::node::HOSTNAME;
@@ -415,6 +416,15 @@ struct RawScenario {
     diagnosis: Option<Cause>,
     #[serde(default)]
     keys_survive: bool,
+    #[serde(default)]
+    lint: RawLint,
+}
+
+/// `[lint]`: the findings of the pre-flight lint the scenario reproduces on purpose.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLint {
+    expect: Option<Spanned<Vec<Rule>>>,
 }
 
 fn default_steps() -> Spanned<PathBuf> {
@@ -464,6 +474,8 @@ pub struct Scenario {
     pub diagnosis: Option<Cause>,
     /// Keys written once etcd is up must still be there at the end.
     pub keys_survive: bool,
+    /// The pre-flight lint's findings it reproduces on purpose (`[lint] expect`).
+    pub lint: Expected,
 }
 
 impl Scenario {
@@ -882,6 +894,13 @@ impl Scenario {
             journal,
             diagnosis: raw.diagnosis,
             keys_survive: raw.keys_survive,
+            lint: raw
+                .lint
+                .expect
+                .map_or_else(Expected::default, |expect| Expected {
+                    line: line_of(text, expect.span().start),
+                    rules: expect.into_inner(),
+                }),
         })
     }
 }
@@ -1093,5 +1112,17 @@ cause = "tls-plain-http"
     fn a_bad_journal_regex_names_the_field() {
         let err = error_of(&format!("{GOOD}\n[[journal]]\nmatches = \"(unclosed\"\n"));
         assert!(err.contains("field `journal.matches`"), "{err}");
+    }
+
+    #[test]
+    fn lint_expectations_parse_with_their_line_and_an_unknown_id_is_refused() {
+        let (_dir, file) = fixture();
+        let text = format!("{GOOD}\n[lint]\nexpect = [\"url-not-in-san\", \"flag-typo\"]\n");
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        assert_eq!(scenario.lint.rules, [Rule::UrlNotInSan, Rule::FlagTypo]);
+        assert_eq!(scenario.lint.line, text.lines().count());
+        let err = error_of(&format!("{GOOD}\n[lint]\nexpect = [\"gremlins\"]\n"));
+        assert!(err.contains("field `lint.expect`"), "{err}");
+        assert!(err.contains("`url-not-in-san`"), "{err}");
     }
 }

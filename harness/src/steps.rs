@@ -125,6 +125,9 @@ pub struct Step {
     pub on: Target,
     /// The command text, verbatim.
     pub command: String,
+    /// The line of its file on which the command text's first line is (1-based), so that what is
+    /// said about a line of the command can name the file's line.
+    pub line: usize,
     /// What it does.
     pub action: Action,
 }
@@ -152,7 +155,7 @@ struct RawBootstrap {
 struct RawStep {
     name: String,
     on: String,
-    run: String,
+    run: Spanned<String>,
 }
 
 impl Bootstrap {
@@ -180,6 +183,13 @@ impl Bootstrap {
         for spanned in raw.step {
             let offset = spanned.span().start;
             let raw = spanned.into_inner();
+            // A multi-line string's text starts on the line after its opening quotes.
+            let run_start = raw.run.span().start;
+            let multi_line = ["\"\"\"", "'''"]
+                .iter()
+                .any(|quotes| text[run_start..].starts_with(quotes));
+            let line = line_of(&text, run_start) + usize::from(multi_line);
+            let run = raw.run.into_inner();
             let on = match raw.on.as_str() {
                 "jumpbox" => Target::Jumpbox,
                 "each" => Target::Each,
@@ -196,23 +206,24 @@ impl Bootstrap {
                 }
             };
             let action = match on {
-                Target::Jumpbox => parse_scp(&raw.run).ok_or_else(|| {
+                Target::Jumpbox => parse_scp(&run).ok_or_else(|| {
                     step_error(
                         offset,
                         format!(
                             "step `{}`: field `run`: on the jumpbox only `scp <files…> \
                              root@<host>:<dir>` and `scp root@<host>:<file> <dir>` are \
                              supported, got `{}`",
-                            raw.name, raw.run
+                            raw.name, run
                         ),
                     )
                 })?,
-                Target::Each | Target::Host(_) => Action::Shell(raw.run.clone()),
+                Target::Each | Target::Host(_) => Action::Shell(run.clone()),
             };
             steps.push(Step {
                 name: raw.name,
                 on,
-                command: raw.run,
+                command: run,
+                line,
                 action,
             });
         }
@@ -512,5 +523,19 @@ mod tests {
             .iter()
             .any(|c| c.contains("chmod 700 /var/lib/etcd")));
         assert!(commands.last().unwrap().contains("systemctl start etcd"));
+    }
+
+    #[test]
+    fn a_step_knows_the_line_its_command_text_starts_on() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/steps/seed.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let bootstrap = Bootstrap::load(&file).unwrap();
+        let multi_line = bootstrap.steps.iter().filter(|s| s.command.contains('\n'));
+        assert_eq!(multi_line.count(), 2, "steps 3 and 5 are `run = \"\"\"…`");
+        for step in &bootstrap.steps {
+            let first = step.command.lines().next().unwrap();
+            let line = text.lines().nth(step.line - 1).unwrap();
+            assert!(line.contains(first), "{}: line {}", step.name, step.line);
+        }
     }
 }

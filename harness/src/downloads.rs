@@ -14,6 +14,7 @@
 //! than the node has are refused here, with a clear message. Which version they are is read from
 //! the node (`etcd --version`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -466,14 +467,35 @@ fn parse_version(printed: &str) -> Option<semver::Version> {
         .and_then(|v| semver::Version::parse(v.trim()).ok())
 }
 
-/// The newest glibc symbol version `binary` needs; `None` for a static binary.
+/// How much of a binary [`glibc_needed`] holds at once.
+const GLIBC_WINDOW: usize = 64 * 1024;
+/// The bytes of one window [`glibc_needed`] scans again with the next: more than any
+/// `GLIBC_x.y.z`, so one that straddles two reads is read whole with the second.
+const GLIBC_CARRY: usize = 32;
+
+/// The newest glibc symbol version `binary` needs; `None` for a static binary. The binary is read
+/// in pieces: the harness's memory does not follow its size.
 fn glibc_needed(binary: &Path) -> Result<Option<(u32, u32)>, DownloadsError> {
-    let bytes = std::fs::read(binary).map_err(|source| DownloadsError::Io {
+    let io = |source| DownloadsError::Io {
         action: "read",
         path: binary.to_owned(),
         source,
-    })?;
-    Ok(glibc_versions(&bytes).max())
+    };
+    let mut file = std::fs::File::open(binary).map_err(io)?;
+    let mut window = vec![0; GLIBC_WINDOW];
+    let (mut carried, mut newest) = (0, None);
+    loop {
+        let read = file.read(&mut window[carried..]).map_err(io)?;
+        if read == 0 {
+            return Ok(newest);
+        }
+        let filled = carried + read;
+        // A version cut off at the window's end reads as an older one (`GLIBC_2.3` of
+        // `GLIBC_2.34`), never a newer, so the maximum is unharmed.
+        newest = newest.max(glibc_versions(&window[..filled]).max());
+        carried = GLIBC_CARRY.min(filled);
+        window.copy_within(filled - carried..filled, 0);
+    }
 }
 
 /// Every `GLIBC_2.N` version string in an ELF file's bytes (the version needs its dynamic symbols
@@ -672,6 +694,17 @@ mod tests {
         let elf = b"\x7fELF..GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_PRIVATE\0GLIBC_2.3.4\0";
         assert_eq!(glibc_versions(elf).max(), Some((2, 34)));
         assert_eq!(glibc_versions(b"static go binary").max(), None);
+    }
+
+    #[test]
+    fn a_glibc_version_across_two_reads_of_a_binary_is_found_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = dir.path().join("etcd");
+        let mut bytes = b"\x7fELF GLIBC_2.2.5\0".to_vec();
+        bytes.resize(GLIBC_WINDOW - 4, 0);
+        bytes.extend_from_slice(b"GLIBC_2.34\0");
+        std::fs::write(&binary, bytes).unwrap();
+        assert_eq!(glibc_needed(&binary).unwrap(), Some((2, 34)));
     }
 
     #[tokio::test]

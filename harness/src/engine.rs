@@ -6,6 +6,8 @@
 //! etcd. Every call has a timeout; every container and network this crate makes carries [`Labels`].
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -230,9 +232,29 @@ pub struct UploadFile {
     /// The file name inside the destination directory.
     pub name: String,
     /// Its content.
-    pub content: Vec<u8>,
+    pub content: Content,
     /// Its mode bits.
     pub mode: u32,
+}
+
+/// What an uploaded file holds.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// Bytes the harness made in memory (a certificate, an edited unit).
+    Bytes(Vec<u8>),
+    /// A file on the jumpbox (symlinks followed), read in chunks while the archive is sent: the
+    /// harness's memory does not grow with its size (etcd's binaries are 15–30 MB each).
+    File(PathBuf),
+}
+
+impl UploadFile {
+    /// What a packing error names: the file on disk, or the name of bytes made in memory.
+    fn shown(&self) -> String {
+        match &self.content {
+            Content::Bytes(_) => self.name.clone(),
+            Content::File(path) => path.display().to_string(),
+        }
+    }
 }
 
 /// A negotiated connection to the engine.
@@ -419,43 +441,18 @@ impl Engine {
     }
 
     /// Places `files` into directory `dir` of `container` (owned by root) through the archive API.
+    /// The archive is packed while it is sent (see [`archive`]); a file that cannot be read fails
+    /// the upload with its path, though the files before it in the archive may already be placed.
     pub async fn upload(
         &self,
         container: &str,
         dir: &str,
-        files: &[UploadFile],
+        files: Vec<UploadFile>,
     ) -> Result<(), EngineError> {
-        let mut archive = tar::Builder::new(Vec::new());
-        for file in files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(file.content.len() as u64);
-            header.set_mode(file.mode);
-            header.set_mtime(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default(),
-            );
-            header.set_cksum();
-            archive
-                .append_data(&mut header, &file.name, file.content.as_slice())
-                .map_err(|source| EngineError::Pack {
-                    path: file.name.clone(),
-                    source,
-                })?;
-        }
-        let body = archive.into_inner().map_err(|source| EngineError::Pack {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let action = || {
-            format!(
-                "upload {} file(s) to {}:{dir}",
-                files.len(),
-                short(container)
-            )
-        };
-        within(REQUEST_TIMEOUT, action, async {
+        let count = files.len();
+        let action = || format!("upload {count} file(s) to {}:{dir}", short(container));
+        let (chunks, packer) = archive(files);
+        let sent = within(REQUEST_TIMEOUT, action, async {
             self.docker
                 .upload_to_container(
                     container,
@@ -463,12 +460,19 @@ impl Engine {
                         path: dir.to_owned(),
                         ..Default::default()
                     }),
-                    bollard::body_full(body.into()),
+                    bollard::body_try_stream(chunks.map(|chunk| chunk.map(Into::into))),
                 )
                 .await
                 .map_err(EngineError::request(action()))
         })
-        .await
+        .await;
+        // A file that could not be read is why the engine saw a broken archive: name it first.
+        match packer.await {
+            Ok(packed) => packed?,
+            // The packer is never cancelled; a panic inside it is this caller's panic.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+        sent
     }
 
     /// Runs a one-shot container of `image` with `argv` as its entrypoint and `host` settings, carrying
@@ -834,6 +838,140 @@ pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
+/// The size of the pieces an upload's archive is sent in.
+const CHUNK: usize = 64 * 1024;
+/// How many packed chunks may wait for the engine: the packer blocks beyond them, so a fast disk
+/// never runs ahead of a slow engine by more than `CHUNK × QUEUED` bytes.
+const QUEUED: usize = 4;
+
+/// The tar archive of `files`, as a stream of chunks packed on a blocking thread while the stream
+/// is read, and that thread's outcome. If packing fails while the stream is read, the stream ends
+/// with an error (so the engine discards a truncated archive instead of taking it as complete) and
+/// the outcome names the file; if the reader goes away first, the outcome is `Ok`: the reader's own
+/// error says why.
+fn archive(
+    files: Vec<UploadFile>,
+) -> (
+    impl futures_util::Stream<Item = std::io::Result<Vec<u8>>>,
+    tokio::task::JoinHandle<Result<(), EngineError>>,
+) {
+    let (to_body, from_packer) = tokio::sync::mpsc::channel(QUEUED);
+    let packer = tokio::task::spawn_blocking(move || {
+        let mut chunks = Chunks {
+            pending: Vec::with_capacity(CHUNK),
+            to_body,
+        };
+        match pack(&files, &mut chunks) {
+            Ok(()) => Ok(()),
+            // The reader went away (the request was refused or timed out): its error says why.
+            Err(_) if chunks.to_body.is_closed() => Ok(()),
+            Err(e) => {
+                let broken = std::io::Error::other(format!("the archive is incomplete: {e}"));
+                // Had the reader gone meanwhile, `e` is still what the caller reports.
+                let _ = chunks.to_body.blocking_send(Err(broken));
+                Err(e)
+            }
+        }
+    });
+    let chunks = futures_util::stream::unfold(from_packer, |mut from_packer| async move {
+        let chunk = from_packer.recv().await?;
+        Some((chunk, from_packer))
+    });
+    (chunks, packer)
+}
+
+/// Writes the tar archive of `files` to `out`, reading each file on disk as it goes. Headers are
+/// GNU ones carrying the file's name, size, mode and the current time, as `tar::Builder` makes them.
+fn pack(files: &[UploadFile], out: impl Write) -> Result<(), EngineError> {
+    let mtime = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut archive = tar::Builder::new(out);
+    for file in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(file.mode);
+        header.set_mtime(mtime);
+        let appended = match &file.content {
+            Content::Bytes(bytes) => {
+                header.set_size(bytes.len() as u64);
+                archive.append_data(&mut header, &file.name, bytes.as_slice())
+            }
+            Content::File(path) => append_file(&mut archive, &mut header, &file.name, path),
+        };
+        appended.map_err(|source| EngineError::Pack {
+            path: file.shown(),
+            source,
+        })?;
+    }
+    archive
+        .into_inner()
+        .and_then(|mut out| out.flush())
+        .map_err(|source| EngineError::Pack {
+            path: "the archive's end".into(),
+            source,
+        })
+}
+
+/// Appends the file at `path` to `archive` as `name`, read in pieces as the archive is written.
+fn append_file(
+    archive: &mut tar::Builder<impl Write>,
+    header: &mut tar::Header,
+    name: &str,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut opened = std::fs::File::open(path)?;
+    let size = opened.metadata()?.len();
+    header.set_size(size);
+    archive.append_data(header, name, (&mut opened).take(size))?;
+    // The header promised `size` bytes: had the file shrunk meanwhile, every later header would be
+    // out of place.
+    if opened.stream_position()? != size {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file shrank while it was being uploaded",
+        ));
+    }
+    Ok(())
+}
+
+/// A writer handing what it is given to an upload's body in chunks of [`CHUNK`] bytes, waiting
+/// while [`QUEUED`] chunks are not yet taken.
+struct Chunks {
+    pending: Vec<u8>,
+    to_body: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+}
+
+impl Chunks {
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        self.to_body.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the archive",
+            )
+        })
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let taken = data.len().min(CHUNK - self.pending.len());
+        self.pending.extend_from_slice(&data[..taken]);
+        if self.pending.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.send()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -845,5 +983,120 @@ mod tests {
         assert_eq!(owner_of(&labels).as_ref(), Some(Owner::this_process()));
         assert_eq!(labels.get(LABEL_PID), Some(&std::process::id().to_string()));
         assert_eq!(owner_of(&HashMap::new()), None, "never ours to judge");
+    }
+
+    /// This process's peak resident set so far, in KiB.
+    fn peak_rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .expect("/proc/self/status is readable")
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("/proc/self/status gives VmHWM")
+    }
+
+    #[tokio::test]
+    async fn a_file_is_uploaded_as_it_is_read_so_memory_does_not_follow_its_size() {
+        const SIZE: u64 = 256 << 20;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("etcd");
+        // Sparse: ten times etcd's size, costing no disk.
+        std::fs::File::create(&path)
+            .and_then(|file| file.set_len(SIZE))
+            .expect("a sparse file");
+        let before = peak_rss_kib();
+        let (chunks, packer) = archive(vec![UploadFile {
+            name: "etcd".into(),
+            content: Content::File(path),
+            mode: 0o755,
+        }]);
+        let mut chunks = std::pin::pin!(chunks);
+        let (mut sent, mut header) = (0, None);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.expect("every chunk packed");
+            assert!(chunk.len() <= CHUNK, "a chunk of {} bytes", chunk.len());
+            header.get_or_insert_with(|| chunk[..512].to_vec());
+            sent += chunk.len() as u64;
+        }
+        packer.await.expect("the packer ends").expect("packed");
+        let grown_mib = (peak_rss_kib() - before) / 1024;
+
+        assert_eq!(sent, 512 + SIZE + 1024, "a header, the file, the end");
+        let header = tar::Header::from_byte_slice(header.as_deref().expect("a first chunk"));
+        assert_eq!(header.size().ok(), Some(SIZE));
+        assert_eq!(header.mode().ok(), Some(0o755));
+        assert!(
+            grown_mib < 32,
+            "the peak RSS grew by {grown_mib} MiB while a {} MiB file was sent",
+            SIZE >> 20
+        );
+    }
+
+    #[test]
+    fn an_archive_holds_each_file_and_bytes_with_its_name_content_and_mode() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("etcd");
+        std::fs::write(&path, b"an etcd binary").expect("a file");
+        let files = [
+            UploadFile {
+                name: "etcd".into(),
+                content: Content::File(path),
+                mode: 0o755,
+            },
+            UploadFile {
+                name: "kubernetes.key".into(),
+                content: Content::Bytes(b"a key".to_vec()),
+                mode: 0o600,
+            },
+        ];
+        let mut packed = Vec::new();
+        pack(&files, &mut packed).expect("packed");
+
+        let mut archive = tar::Archive::new(packed.as_slice());
+        let unpacked: Vec<(String, Vec<u8>, u32)> = archive
+            .entries()
+            .expect("a tar archive")
+            .map(|entry| {
+                let mut entry = entry.expect("an entry");
+                let mut content = Vec::new();
+                entry.read_to_end(&mut content).expect("its content");
+                let name = entry.path().expect("a name").display().to_string();
+                (name, content, entry.header().mode().expect("a mode"))
+            })
+            .collect();
+        assert_eq!(
+            unpacked,
+            [
+                ("etcd".into(), b"an etcd binary".to_vec(), 0o755),
+                ("kubernetes.key".into(), b"a key".to_vec(), 0o600),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_cannot_be_read_breaks_the_archive_and_is_named() {
+        let missing = PathBuf::from("/nonexistent/etcd");
+        let (chunks, packer) = archive(vec![
+            UploadFile {
+                name: "ca.crt".into(),
+                content: Content::Bytes(b"a certificate".to_vec()),
+                mode: 0o644,
+            },
+            UploadFile {
+                name: "etcd".into(),
+                content: Content::File(missing.clone()),
+                mode: 0o755,
+            },
+        ]);
+        let ends: Vec<bool> = chunks.map(|chunk| chunk.is_ok()).collect().await;
+        assert_eq!(
+            ends.last(),
+            Some(&false),
+            "the engine must see a broken body"
+        );
+        match packer.await.expect("the packer ends") {
+            Err(EngineError::Pack { path, .. }) => assert_eq!(path, missing.display().to_string()),
+            other => panic!("expected the missing file named, got {other:?}"),
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
-use crate::engine::{EngineError, UploadFile};
+use crate::engine::{Content, EngineError, UploadFile};
 use crate::node::{NodeError, NodeHandle};
 use crate::steps::{self, Bootstrap, RunStepError, Step};
 use crate::transcript::{Entry, Host, Origin, Transcript};
@@ -288,9 +288,9 @@ async fn edit_unit(node: &NodeHandle, replace: &str, with: &str) -> Result<Strin
             .upload(
                 node.id(),
                 dir,
-                &[UploadFile {
+                vec![UploadFile {
                     name: name.to_owned(),
-                    content: out.stdout.replace(replace, with).into_bytes(),
+                    content: Content::Bytes(out.stdout.replace(replace, with).into_bytes()),
                     mode: 0o644,
                 }],
             )

@@ -15,7 +15,7 @@ use crate::checks::{self, CheckResult, ClientTls};
 use crate::cluster::{Cluster, ClusterError, Member};
 use crate::diagnose;
 use crate::downloads::{self, Downloads, DownloadsError, EtcdSource};
-use crate::engine::{Engine, EngineError, Labels, UploadFile};
+use crate::engine::{Content, Engine, EngineError, Labels, UploadFile};
 use crate::faults::{self, At, Fault, FaultError};
 use crate::forward::{Forward, ForwardError};
 use crate::image::{self, ImageError, NodeImage};
@@ -444,21 +444,21 @@ async fn place_client_identity(
     transcript: &mut Transcript,
 ) -> Result<(), RunError> {
     let start = Instant::now();
-    let files = [
+    let files = vec![
         UploadFile {
             name: "other-ca-client.crt".into(),
-            content: identity.cert_pem.clone().into_bytes(),
+            content: Content::Bytes(identity.cert_pem.clone().into_bytes()),
             mode: 0o644,
         },
         UploadFile {
             name: "other-ca-client.key".into(),
-            content: identity.key_pem.clone().into_bytes(),
+            content: Content::Bytes(identity.key_pem.clone().into_bytes()),
             mode: 0o600,
         },
     ];
     node.exec(&["mkdir", "-p", FAULTY_DIR], Duration::from_secs(10))
         .await?;
-    node.engine().upload(node.id(), FAULTY_DIR, &files).await?;
+    node.engine().upload(node.id(), FAULTY_DIR, files).await?;
     transcript.push(Entry::done(
         "Fault (injected by the scenario)",
         Host::Jumpbox,
@@ -496,17 +496,13 @@ async fn place_etcdutl(
     transcript: &mut Transcript,
 ) -> Result<(), RunError> {
     let start = Instant::now();
-    let content = std::fs::read(etcdutl).map_err(|source| RunError::Jumpbox {
-        path: etcdutl.to_owned(),
-        source,
-    })?;
     let file = UploadFile {
         name: "etcdutl".into(),
-        content,
+        content: Content::File(etcdutl.to_owned()),
         mode: 0o755,
     };
     node.engine()
-        .upload(node.id(), "/usr/local/bin", &[file])
+        .upload(node.id(), "/usr/local/bin", vec![file])
         .await?;
     transcript.push(Entry::done(
         "Harness: etcdutl",

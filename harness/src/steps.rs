@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::engine::{EngineError, UploadFile};
+use crate::engine::{Content, EngineError, UploadFile};
 use crate::node::NodeHandle;
 use crate::spec::{self, line_of, SpecError};
 use crate::transcript::{Entry, Host};
@@ -357,7 +357,8 @@ pub async fn run_one(
                     path: path.clone(),
                     source,
                 };
-                let content = std::fs::read(&path).map_err(jumpbox_error)?;
+                // Its mode is read now, so that a missing file is named with its step before the
+                // upload starts; its content is read as it is sent.
                 let mode = std::fs::metadata(&path)
                     .map_err(jumpbox_error)?
                     .permissions()
@@ -367,12 +368,12 @@ pub async fn run_one(
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| source.clone()),
-                    content,
+                    content: Content::File(path),
                     mode: mode & 0o7777,
                 });
             }
             node.engine()
-                .upload(node.id(), dir, &files)
+                .upload(node.id(), dir, files)
                 .await
                 .map_err(engine_error)?;
             Ok(Entry::done(

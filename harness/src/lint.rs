@@ -298,6 +298,21 @@ struct Sans {
     members: Vec<(String, Vec<String>)>,
 }
 
+impl Sans {
+    /// The server certificate's names as `server` issues it, and each member's (`member_sans`, in
+    /// the order of `members`).
+    fn of(server: pki::ServerCert, members: &[MemberName], member_sans: Vec<Vec<String>>) -> Self {
+        Self {
+            server: pki::server_sans(server),
+            members: members
+                .iter()
+                .map(|m| m.host.clone())
+                .zip(member_sans)
+                .collect(),
+        }
+    }
+}
+
 /// What the lint reads: the unit file and the faults that edit it before it starts, the steps with
 /// their files, the members, their certificates' names, and what the scenario expects.
 pub struct LintInput<'a> {
@@ -345,33 +360,13 @@ impl<'a> LintInput<'a> {
                 _ => {}
             }
         }
-        let members: Vec<MemberName> = scenario
-            .members
-            .iter()
-            .map(|m| MemberName {
-                host: m.host.clone(),
-                address: m.address.map(|a| a.to_string()).unwrap_or_default(),
-            })
-            .collect();
-        let faulty: Vec<(String, pki::PeerCert)> = scenario
-            .pki
-            .peer
-            .iter()
-            .map(|f| (f.host.clone(), f.cert))
-            .collect();
-        let member_sans = pki::member_sans(&members, scenario.certs, &faulty);
+        let members = scenario.member_names();
+        let member_sans = pki::member_sans(&members, scenario.certs, &scenario.peer_faults());
         Self {
             unit_file: scenario.unit_file.clone(),
             edits,
             steps,
-            sans: Sans {
-                server: pki::server_sans(scenario.pki.server),
-                members: members
-                    .iter()
-                    .map(|m| m.host.clone())
-                    .zip(member_sans)
-                    .collect(),
-            },
+            sans: Sans::of(scenario.pki.server, &members, member_sans),
             members,
             expected: scenario.lint.clone(),
             scenario_file: scenario.file.clone(),
@@ -394,14 +389,7 @@ impl<'a> LintInput<'a> {
                 .iter()
                 .map(|s| (steps.file.as_path(), s))
                 .collect(),
-            sans: Sans {
-                server: pki::server_sans(pki::ServerCert::Valid),
-                members: members
-                    .iter()
-                    .map(|m| m.host.clone())
-                    .zip(member_sans)
-                    .collect(),
-            },
+            sans: Sans::of(pki::ServerCert::Valid, &members, member_sans),
             members,
             expected: Expected::default(),
             scenario_file: unit_file.to_owned(),

@@ -23,7 +23,7 @@ use crate::judge;
 use crate::lint::{self, LintError};
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
-use crate::pki::{ClientCert, Identity, MemberName, PeerCert, Pki, PkiError};
+use crate::pki::{ClientCert, Identity, Pki, PkiError};
 use crate::report::{Kept, MemberOutcome, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{Expect, ExpectedMember, Scenario};
@@ -470,20 +470,8 @@ async fn place_client_identity(
 
 /// Each member's host and certificate, as the scenario's `[network] certs` says.
 fn member_identities(scenario: &Scenario, pki: &Pki) -> Result<Vec<(String, Identity)>, RunError> {
-    let names: Vec<MemberName> = scenario
-        .members
-        .iter()
-        .map(|m| MemberName {
-            host: m.host.clone(),
-            address: m.address.map(|a| a.to_string()).unwrap_or_default(),
-        })
-        .collect();
-    let faulty: Vec<(String, PeerCert)> = scenario
-        .pki
-        .peer
-        .iter()
-        .map(|f| (f.host.clone(), f.cert))
-        .collect();
+    let names = scenario.member_names();
+    let faulty = scenario.peer_faults();
     let identities = pki.member_identities(&names, scenario.certs, &faulty)?;
     Ok(names.into_iter().map(|n| n.host).zip(identities).collect())
 }

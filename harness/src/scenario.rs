@@ -494,6 +494,26 @@ impl Scenario {
         })
     }
 
+    /// Each member's host and address, as the PKI names them in certificates.
+    pub fn member_names(&self) -> Vec<crate::pki::MemberName> {
+        self.members
+            .iter()
+            .map(|m| crate::pki::MemberName {
+                host: m.host.clone(),
+                address: m.address.map(|a| a.to_string()).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The members whose certificate `[[pki.peer]]` makes wrong, and how.
+    pub fn peer_faults(&self) -> Vec<(String, PeerCert)> {
+        self.pki
+            .peer
+            .iter()
+            .map(|f| (f.host.clone(), f.cert))
+            .collect()
+    }
+
     /// Every step the scenario runs: the bootstrap's, then those of steps files its faults run.
     pub fn all_steps(&self) -> impl Iterator<Item = &crate::steps::Step> {
         self.bootstrap

@@ -141,7 +141,9 @@ pub async fn apply(
     transcript: &mut Transcript,
 ) -> Result<(), FaultError> {
     let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
-    let node = on.and_then(|host| cluster.node(host)).unwrap_or(nodes[0]);
+    let node = on
+        .and_then(|host| cluster.node(host))
+        .unwrap_or(cluster.first());
     let start = Instant::now();
     let timeout = Duration::from_secs(60);
     let (command, out) = match action {
@@ -169,14 +171,15 @@ pub async fn apply(
                 Some(out),
             )
         }
-        Action::Stop => (
-            "systemctl stop etcd".to_owned(),
-            Some(node.exec(&["systemctl", "stop", "etcd"], timeout).await?),
-        ),
-        Action::Start => (
-            "systemctl start etcd".to_owned(),
-            Some(node.exec(&["systemctl", "start", "etcd"], timeout).await?),
-        ),
+        Action::Stop | Action::Start => {
+            let verb = if *action == Action::Stop {
+                "stop"
+            } else {
+                "start"
+            };
+            let out = node.exec(&["systemctl", verb, "etcd"], timeout).await?;
+            (format!("systemctl {verb} etcd"), Some(out))
+        }
         Action::Pause | Action::Resume => {
             let signal = if *action == Action::Pause {
                 "STOP"

@@ -293,15 +293,10 @@ async fn exercise(
     let nodes: Vec<&NodeHandle> = cluster.nodes().collect();
     // Faults, troubleshooting and the single-node checks address the first member.
     let node = cluster.first();
-    // A member the scenario expects down (`[[expect_unit]] host = …`) is not waited for, nor one
-    // no step runs on (yet: a node a later step adds to the cluster).
+    // The nodes the bootstrap, and then the faults' steps, set up: a node no step has run on yet
+    // (one a later step adds to the cluster) is not waited for.
     let bootstrapped_hosts = touched(scenario.bootstrap.steps.iter(), &nodes);
     let touched_hosts = touched(scenario.all_steps(), &nodes);
-    let watched: Vec<&NodeHandle> = nodes
-        .iter()
-        .copied()
-        .filter(|n| n.host() == node.host() || !scenario.expects_down(n.host()))
-        .collect();
     if let Some(identity) = client_tls.and_then(|t| t.identity.as_ref()) {
         if scenario.checks.client_cert == ClientCert::OtherCa {
             place_client_identity(node, identity, &mut report.transcript).await?;
@@ -311,10 +306,12 @@ async fn exercise(
     let completed = bootstrapped.completed();
     watch.lap(Phase::Bootstrap);
     report.etcd_version = etcd_version(node).await?;
-    // A member whose last step failed (its start timed out, say) is not waited for; the others
-    // are, when the first member's bootstrap went through.
-    let watched: Vec<&NodeHandle> = watched
-        .into_iter()
+    // Nor is a member the scenario expects down (`[[expect_unit]] host = …`), or one whose last
+    // step failed (its start timed out, say); the others are, when the first member's went through.
+    let watched: Vec<&NodeHandle> = nodes
+        .iter()
+        .copied()
+        .filter(|n| n.host() == node.host() || !scenario.expects_down(n.host()))
         .filter(|n| !bootstrapped.failed_on.iter().any(|h| h == n.host()))
         .collect();
 
@@ -388,13 +385,22 @@ async fn exercise(
             journals.push((each.host().to_owned(), unit::journal(each, since).await?));
         }
     }
+    // Every member's unit at the end, asked once: for the expectations, troubleshooting and the
+    // report's summary lines.
+    let states: Vec<unit::UnitState> =
+        futures_util::future::try_join_all(cluster.nodes().map(unit::state)).await?;
+    let state_of = |host: &str| {
+        cluster
+            .nodes()
+            .zip(&states)
+            .find(|(n, _)| n.host() == host)
+            .map(|(_, state)| state)
+    };
     for want in &scenario.expect_unit {
-        let on = want
-            .host
-            .as_deref()
-            .and_then(|h| cluster.node(h))
-            .unwrap_or(node);
-        results.push(judge::unit(want, on.host(), &unit::state(on).await?));
+        let host = want.host.as_deref().unwrap_or(node.host());
+        if let Some(state) = state_of(host) {
+            results.push(judge::unit(want, host, state));
+        }
     }
     results.extend(judge::journal(scenario, &journals, version));
     // Troubleshoot when something went wrong, or when the scenario asks what went wrong.
@@ -403,13 +409,12 @@ async fn exercise(
         || scenario.diagnosis.is_some()
         || results.iter().any(|r| !r.holds);
     if something_failed {
-        troubleshoot(cluster, report, since).await?;
+        troubleshoot(cluster, &states, report, since).await?;
     }
     if let Some(want) = scenario.diagnosis {
         results.push(judge::diagnosis(want, report.diagnosis.as_ref()));
     }
-    for (member, node) in scenario.members.iter().zip(cluster.nodes()) {
-        let state = unit::state(node).await?;
+    for (member, state) in scenario.members.iter().zip(&states) {
         report.members.push(MemberOutcome {
             host: member.host.clone(),
             address: member.address,
@@ -827,11 +832,16 @@ fn client_ref(
 
 /// Runs the seed's troubleshooting commands on the first member and on every member whose etcd is
 /// not active, records them in the transcript, gathers every member's evidence, and diagnoses.
-async fn troubleshoot(cluster: &Cluster, report: &mut Report, since: u64) -> Result<(), RunError> {
+async fn troubleshoot(
+    cluster: &Cluster,
+    states: &[unit::UnitState],
+    report: &mut Report,
+    since: u64,
+) -> Result<(), RunError> {
     let mut evidence = Vec::new();
-    for node in cluster.nodes() {
-        let troubled = node.host() == cluster.first().host()
-            || unit::state(node).await?.active != unit::ActiveState::Active;
+    for (node, state) in cluster.nodes().zip(states) {
+        let troubled =
+            node.host() == cluster.first().host() || state.active != unit::ActiveState::Active;
         let found = if troubled {
             diagnose::troubleshoot(node, &mut report.transcript, since).await?
         } else {

@@ -32,6 +32,8 @@ async fn scenario_expectations_hold(
         keep: false,
         // A failed scenario keeps its artefacts (the report prints where).
         artefacts: Some(etcd_harness::artefacts::root()),
+        // A scenario's `[fix]` proves its fix; no other is applied.
+        fix: false,
     };
     let report = runner::run(&harness, &scenario, &options)
         .await

@@ -257,6 +257,7 @@ pub async fn run(
         etcd: etcd.clone(),
         keep: false,
         artefacts: None,
+        fix: false,
     };
     let mut table = BenchTable::new(&scenario.name, clusters);
     for round in 0..=rounds {

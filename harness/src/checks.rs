@@ -147,7 +147,9 @@ impl fmt::Display for CheckResult {
             for line in d.shown_by.iter().take(crate::report::MAX_EVIDENCE) {
                 writeln!(f, "           evidence: {line}")?;
             }
-            writeln!(f, "         fix: {}", d.cause.fix())?;
+            for line in d.fix.lines() {
+                writeln!(f, "         fix: {line}")?;
+            }
         }
         Ok(())
     }

@@ -39,6 +39,10 @@ enum Command {
         /// Leave the node running afterwards and print how to enter it.
         #[arg(long)]
         keep: bool,
+        /// After the failure is reproduced and diagnosed, apply the diagnosis's fix as a reader
+        /// would, then run a healthy bootstrap's checks: the report shows both rounds.
+        #[arg(long)]
+        fix: bool,
         /// How to print the report: `text` for people, `json` (the same facts) for CI tools.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         report: ReportFormat,
@@ -260,6 +264,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             scenario,
             common,
             keep,
+            fix,
             report: format,
         } => {
             let file = resolve(&scenario, &common.scenarios)?;
@@ -274,6 +279,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 etcd: common.etcd_source().await?,
                 keep,
                 artefacts: Some(crate::artefacts::root()),
+                fix,
             };
             reaper::start();
             let harness = Harness::prepare(&mut progress).await?;
@@ -448,7 +454,9 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             for line in diagnosis.shown_by.iter().take(report::MAX_EVIDENCE) {
                 writeln!(out, "  evidence: {line}")?;
             }
-            writeln!(out, "  fix: {}", diagnosis.cause.fix())?;
+            for line in diagnosis.fix.lines() {
+                writeln!(out, "  fix: {line}")?;
+            }
             emit(&out)?;
             // Diagnosing is the job; which cause it found is not a failure of the command.
             Ok(true)

@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::names::{by_name, Named};
 
 use crate::engine::EngineError;
+use crate::fix::{self, Fix};
 use crate::node::NodeHandle;
 use crate::pki::{self, CertFacts};
 use crate::transcript::{Entry, Transcript};
@@ -137,37 +138,6 @@ impl Cause {
             Self::Unknown => "no known cause fits; below, what etcd and systemd say and who holds etcd's port",
         }
     }
-
-    /// The fix, in the seed's terms.
-    pub fn fix(self) -> &'static str {
-        match self {
-            Self::UnitMissing => "mv etcd.service /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now etcd",
-            Self::ExecFailed => "install the linux-amd64 etcd binary: mv etcd etcdctl /usr/local/bin/ && chmod 755 /usr/local/bin/etcd*",
-            Self::BadFlag => "correct the flag in /etc/systemd/system/etcd.service, then systemctl daemon-reload && systemctl restart etcd",
-            Self::PortInUse => "find the holder with `ss -tlnp | grep 2379` and stop it (or move etcd's --listen-client-urls), then systemctl restart etcd",
-            Self::KeyMismatch => "copy the key issued with kube-apiserver.crt: cp kube-apiserver.key kube-apiserver.crt /etc/etcd/",
-            Self::PermissionDenied => "chmod 644 /etc/etcd/*.crt; chmod 600 /etc/etcd/*.key and chown them (and /var/lib/etcd) to etcd's User=",
-            Self::CertPath => "make --cert-file/--key-file/--trusted-ca-file name the files in /etc/etcd, then systemctl daemon-reload && systemctl restart etcd",
-            Self::StaleUnit => "systemctl daemon-reload && systemctl restart etcd",
-            Self::TlsNoClientCert => "pass --cert=/etc/etcd/kube-apiserver.crt --key=/etc/etcd/kube-apiserver.key",
-            Self::TlsUnknownCa => "use a client certificate issued by the CA in /etc/etcd/ca.crt",
-            Self::TlsPlainHttp => "give etcdctl TLS flags, as the seed's /registry/ read does: --endpoints=https://127.0.0.1:2379 --cacert=/etc/etcd/ca.crt --cert=/etc/etcd/kube-apiserver.crt --key=/etc/etcd/kube-apiserver.key",
-            Self::SanMismatch => "reissue kube-apiserver.crt with 127.0.0.1 and localhost among its SANs, copy it to /etc/etcd/ and restart etcd",
-            Self::CertExpired => "reissue kube-apiserver.crt, copy it to /etc/etcd/ and restart etcd",
-            Self::TlsUntrustedServer => "pass --cacert=/etc/etcd/ca.crt",
-            Self::PlainHttpServer => "either dial http://127.0.0.1:2379 without TLS flags, or make the unit serve TLS (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth and https:// client URLs, as docker/units/etcd-tls.service does)",
-            Self::NotRunning => "systemctl start etcd; if it does not stay up, read journalctl -u etcd -n 50",
-            Self::DowngradeRefused => "put back the newer etcd binary (mv etcd /usr/local/bin/ && systemctl restart etcd), or restore a snapshot taken before the upgrade into a fresh data directory",
-            Self::QuorumLost => "start etcd on the members the evidence shows unreachable (systemctl start etcd on each) until a majority runs",
-            Self::NameNotInInitialCluster => "make --name this member's key in --initial-cluster (the 2021 unit takes it from `hostname -s`: set the host name, or write the name), then systemctl daemon-reload && systemctl restart etcd",
-            Self::PeerUnknownCa => "issue the member's certificate from the CA every --peer-trusted-ca-file names (/etc/etcd/ca.crt), copy it to /etc/etcd/ on that member and restart its etcd",
-            Self::PeerSanMismatch => "reissue the member's certificate with its address and host name among its SANs (the 2021 tutorial lists every controller's address), copy it to /etc/etcd/ and restart its etcd",
-            Self::PeerNoClientAuth => "reissue the member's certificate with both the serverAuth and clientAuth extended key usages, copy it to /etc/etcd/ and restart its etcd",
-            Self::PeerCertRejected => "read `journalctl -u etcd` on the other members for the x509 reason, and reissue this member's certificate accordingly",
-            Self::PeerUnreachable => "on the member the evidence names: systemctl status etcd and journalctl -u etcd -n 50; make sure its --listen-peer-urls holds the address the others dial",
-            Self::Unknown => "start from `journalctl -u etcd -n 50` and `systemctl status etcd`",
-        }
-    }
 }
 
 impl fmt::Display for Cause {
@@ -179,6 +149,8 @@ impl fmt::Display for Cause {
 /// What a diagnosis looks at.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
+    /// The member's host name.
+    pub host: String,
     /// The failing command's text (empty when none failed).
     pub command: String,
     /// Its output, stdout and stderr together.
@@ -197,6 +169,8 @@ pub struct Evidence {
     pub listening: String,
     /// The server certificate the unit serves, if it is where the tutorial puts it.
     pub server_cert: Option<CertFacts>,
+    /// The names of the files in `/etc/etcd`.
+    pub etc_etcd: Vec<String>,
 }
 
 /// A named cause and the evidence lines that show it.
@@ -208,6 +182,8 @@ pub struct Diagnosis {
     pub shown_by: Vec<String>,
     /// In a cluster: what each member's own evidence shows, in the members' order.
     pub per_node: Vec<(String, Cause)>,
+    /// What to do about it, made from the evidence: printed, and applied by `run --fix`.
+    pub fix: Fix,
 }
 
 impl Diagnosis {
@@ -216,6 +192,7 @@ impl Diagnosis {
             cause,
             shown_by,
             per_node: Vec::new(),
+            fix: Fix::Advice(String::new()),
         }
     }
 }
@@ -254,11 +231,17 @@ pub fn classify_nodes(nodes: &[(String, Evidence)]) -> Diagnosis {
         .rev()
         .max_by_key(|c| c.weight())
         .unwrap_or(Cause::Unknown);
-    let shown_by = found
+    let shown_by: Vec<String> = found
         .iter()
         .filter(|(_, d)| d.cause == cause)
         .flat_map(|(host, d)| d.shown_by.iter().map(move |line| format!("{host}: {line}")))
         .collect();
+    let fix = fix::for_cluster(cause, nodes, &shown_by).unwrap_or_else(|| {
+        found
+            .iter()
+            .find(|(_, d)| d.cause == cause)
+            .map_or_else(|| Fix::Advice(String::new()), |(_, d)| d.fix.clone())
+    });
     Diagnosis {
         cause,
         shown_by,
@@ -266,6 +249,7 @@ pub fn classify_nodes(nodes: &[(String, Evidence)]) -> Diagnosis {
             .into_iter()
             .map(|(host, d)| (host.to_owned(), d.cause))
             .collect(),
+        fix,
     }
 }
 
@@ -273,6 +257,13 @@ pub fn classify_nodes(nodes: &[(String, Evidence)]) -> Diagnosis {
 /// come first (they explain every later symptom), then what the unit state shows, then TLS
 /// rejections, then the absence of a listener.
 pub fn classify(evidence: &Evidence) -> Diagnosis {
+    let mut diagnosis = name_cause(evidence);
+    diagnosis.fix = fix::for_cause(diagnosis.cause, evidence, &diagnosis.shown_by);
+    diagnosis
+}
+
+/// The cause the evidence shows, and the lines that show it.
+fn name_cause(evidence: &Evidence) -> Diagnosis {
     // etcd 3.4 logs text and 3.5+ JSON: lines are matched, and shown, as text.
     let journal = |needles: &[&str]| -> Vec<String> {
         crate::etcdlog::lines(&evidence.journal)
@@ -600,7 +591,7 @@ fn listen_client_urls(unit_file: &str) -> Vec<String> {
 }
 
 /// The comma-separated values of `flag` in a unit file's text (either `--flag v` or `--flag=v`).
-fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
+pub(crate) fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
     let words: Vec<&str> = unit_file
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
@@ -637,6 +628,7 @@ pub async fn gather(
     let cert = node
         .exec(&["cat", "/etc/etcd/kube-apiserver.crt"], quick)
         .await?;
+    let etc_etcd = node.exec(&["ls", "-1", "/etc/etcd"], quick).await?;
     Ok(Evidence {
         command: command.to_owned(),
         output: output.to_owned(),
@@ -647,6 +639,8 @@ pub async fn gather(
         unit_state: Some(state),
         listening: listening.stdout,
         server_cert: pki::inspect(&cert.stdout),
+        etc_etcd: etc_etcd.stdout.lines().map(String::from).collect(),
+        host: node.host().to_owned(),
     })
 }
 

@@ -445,6 +445,7 @@ mod tests {
             cause: Cause::PortInUse,
             shown_by: vec!["bind: address already in use".into()],
             per_node: Vec::new(),
+            fix: crate::fix::Fix::Advice(String::new()),
         };
         assert!(diagnosis(Cause::PortInUse, Some(&found)).holds);
         let wrong = diagnosis(Cause::BadFlag, Some(&found));

@@ -28,6 +28,7 @@ use systemd::Verified;
 
 mod facts;
 mod rules;
+pub use rules::nearest_flag;
 mod shell;
 mod systemd;
 mod unit_text;

@@ -188,6 +188,7 @@ pub async fn run(
                 etcd: source.clone(),
                 keep: false,
                 artefacts: Some(crate::artefacts::root()),
+                fix: false,
             };
             async move {
                 let report = runner::run(harness, scenario, &options).await;

@@ -216,6 +216,40 @@ impl Pki {
         })
     }
 
+    /// Issues the kube-apiserver certificate and key anew, as [`Pki::issue`] does: what a reader
+    /// does once the certificate is found wrong (expired, missing a name, not matching its key).
+    pub fn reissue_server(&mut self) -> Result<(), PkiError> {
+        let now = OffsetDateTime::now_utc();
+        let (cert_pem, key) = leaf(
+            &self.ca,
+            "kube-apiserver",
+            server_sans(ServerCert::Valid),
+            now - Duration::hours(1),
+            now + Duration::days(1),
+        )?;
+        self.kube_apiserver = Identity {
+            cert_pem,
+            key_pem: key.serialize_pem(),
+        };
+        Ok(())
+    }
+
+    /// Member `host`'s certificate issued anew as it should be: by the run's CA, for its names,
+    /// serverAuth + clientAuth (`None` when `host` is no member).
+    pub fn reissue_member(
+        &self,
+        members: &[MemberName],
+        certs: MemberCerts,
+        host: &str,
+    ) -> Result<Option<Identity>, PkiError> {
+        let identities = self.member_identities(members, certs, &[])?;
+        Ok(members
+            .iter()
+            .zip(identities)
+            .find(|(m, _)| m.host == host)
+            .map(|(_, identity)| identity))
+    }
+
     /// A client identity issued by a CA of its own, unknown to etcd.
     pub fn other_ca_client() -> Result<Identity, PkiError> {
         let now = OffsetDateTime::now_utc();
@@ -417,7 +451,11 @@ fn write(path: &Path, content: &str, mode: u32) -> Result<(), PkiError> {
         source,
     };
     // Created with its final mode, so a private key is never readable by others, not even for the
-    // moment between a write and a chmod.
+    // moment between a write and a chmod; one issued anew replaces the file.
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

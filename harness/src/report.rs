@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use crate::checks::CheckResult;
 use crate::diagnose::{Cause, Diagnosis};
+use crate::fix::Fix;
+use crate::scenario::Repairs;
 use crate::transcript::{Host, Transcript};
 
 /// A phase of a run, for timings.
@@ -26,6 +28,8 @@ pub enum Phase {
     EtcdReady,
     /// All checks.
     Checks,
+    /// Fixes applied after the failure, and the checks after each.
+    Fixes,
     /// Removing the node.
     Teardown,
 }
@@ -39,6 +43,7 @@ impl Phase {
             Self::Bootstrap => "bootstrap steps",
             Self::EtcdReady => "etcd ready",
             Self::Checks => "checks",
+            Self::Fixes => "fixes and checks after them",
             Self::Teardown => "teardown",
         }
     }
@@ -97,6 +102,53 @@ pub struct Report {
     pub timings: Vec<(Phase, Duration)>,
     /// Where the failure's artefacts were written (transcript, journals, units, `ss`, certificates).
     pub artefacts: Option<PathBuf>,
+    /// The fixes applied after the failure, in order, each with the checks run after it.
+    pub fixes: Vec<FixRound>,
+    /// Why no fix was applied, when one was asked for (nothing failed; the scenario says none
+    /// applies).
+    pub no_fix: Option<String>,
+}
+
+/// A fix applied after the failure, and a healthy bootstrap's checks run after it.
+#[derive(Debug, Clone)]
+pub struct FixRound {
+    /// Whose fix it is: the seed's own, or the diagnosis's.
+    pub title: String,
+    /// The fix, as applied.
+    pub fix: Fix,
+    /// Whether the scenario expects it to repair the failure.
+    pub expect: Repairs,
+    /// The checks after it (none when the fix could not be applied).
+    pub checks: Vec<CheckResult>,
+}
+
+impl FixRound {
+    /// True when a healthy bootstrap's checks all pass after the fix.
+    pub fn repaired(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.holds)
+    }
+
+    /// True when the fix did what the scenario expects of it.
+    pub fn holds(&self) -> bool {
+        self.repaired() == (self.expect == Repairs::Repairs)
+    }
+
+    /// The round's verdict in one line.
+    pub fn verdict(&self) -> String {
+        let what = if self.repaired() {
+            "repairs the failure"
+        } else if self.checks.is_empty() {
+            "could not be applied"
+        } else {
+            "does not repair the failure"
+        };
+        let expected = match (self.expect, self.holds()) {
+            (_, true) => "as the scenario says",
+            (Repairs::Repairs, false) => "but must repair it",
+            (Repairs::DoesNotRepair, false) => "but the scenario says it does not",
+        };
+        format!("{} {what}, {expected}", self.title)
+    }
 }
 
 impl Report {
@@ -106,7 +158,8 @@ impl Report {
         self.not_applicable.is_some()
             || (self.failure.is_none()
                 && !self.checks.is_empty()
-                && self.checks.iter().all(|c| c.holds))
+                && self.checks.iter().all(|c| c.holds)
+                && self.fixes.iter().all(FixRound::holds))
     }
 }
 
@@ -157,9 +210,20 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         json!({
             "cause": d.cause.to_string(),
             "explanation": d.cause.explanation(),
-            "fix": d.cause.fix(),
+            "fix": d.fix.lines(),
             "evidence": d.shown_by,
             "per_node": d.per_node.iter().map(|(host, cause)| json!({"host": host, "cause": cause.to_string()})).collect::<Vec<_>>(),
+        })
+    };
+    let check = |c: &CheckResult| {
+        json!({
+            "name": c.name,
+            "expected": c.expected.map(crate::names::Named::name),
+            "holds": c.holds,
+            "applies": c.applies,
+            "summary": c.summary,
+            "details": c.details,
+            "diagnosis": c.diagnosis.as_ref().map(diagnosis),
         })
     };
     json!({
@@ -181,15 +245,16 @@ pub fn to_json(report: &Report) -> serde_json::Value {
             "seconds": secs(&e.duration),
             "rerun": e.origin == crate::transcript::Origin::Rerun,
         })).collect::<Vec<_>>(),
-        "checks": report.checks.iter().map(|c| json!({
-            "name": c.name,
-            "expected": c.expected.map(crate::names::Named::name),
-            "holds": c.holds,
-            "applies": c.applies,
-            "summary": c.summary,
-            "details": c.details,
-            "diagnosis": c.diagnosis.as_ref().map(diagnosis),
+        "checks": report.checks.iter().map(check).collect::<Vec<_>>(),
+        "fixes": report.fixes.iter().map(|round| json!({
+            "fix": round.title,
+            "steps": round.fix.lines(),
+            "expected": crate::names::Named::name(round.expect),
+            "repaired": round.repaired(),
+            "holds": round.holds(),
+            "checks": round.checks.iter().map(check).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "no_fix": report.no_fix,
         "members": report.members.iter().map(|m| json!({
             "host": m.host,
             "address": m.address.map(|a| a.to_string()),
@@ -264,7 +329,30 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
             }
             writeln!(out, "  evidence: {line}")?;
         }
-        writeln!(out, "  fix: {}", d.cause.fix())?;
+        for line in d.fix.lines() {
+            writeln!(out, "  fix: {line}")?;
+        }
+    }
+    for (n, round) in report.fixes.iter().enumerate() {
+        writeln!(out, "\nfix {} — {}:", n + 1, round.title)?;
+        for line in round.fix.lines() {
+            writeln!(out, "  {line}")?;
+        }
+        if !round.checks.is_empty() {
+            writeln!(out, "checks after it (a healthy bootstrap's):")?;
+            for check in &round.checks {
+                write!(out, "{check}")?;
+            }
+        }
+        writeln!(
+            out,
+            "{} {}",
+            if round.holds() { "ok:" } else { "FAIL:" },
+            round.verdict()
+        )?;
+    }
+    if let Some(why) = &report.no_fix {
+        writeln!(out, "\nno fix applied: {why}")?;
     }
     if let Some(dir) = &report.artefacts {
         writeln!(out, "\nartefacts: {}", dir.display())?;

@@ -141,6 +141,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// Where a failed run keeps its artefacts (a directory per run under it); `None`: nowhere.
     pub artefacts: Option<PathBuf>,
+    /// After the failure, apply the diagnosis's fix and run a healthy bootstrap's checks (as a
+    /// scenario's `[fix]` does).
+    pub fix: bool,
 }
 
 /// Times the phases of a run.
@@ -191,6 +194,8 @@ pub async fn run(
         kept: None,
         timings: Vec::new(),
         artefacts: None,
+        fixes: Vec::new(),
+        no_fix: None,
     };
     if !versions::applies(scenario.etcd.as_ref(), version.as_ref()) {
         report.not_applicable = Some(judge::not_applicable(
@@ -199,7 +204,7 @@ pub async fn run(
         ));
         return Ok(report);
     }
-    let pki = Pki::issue_with(scenario.pki.server)?;
+    let mut pki = Pki::issue_with(scenario.pki.server)?;
     let client_tls = client_tls(scenario, &pki)?;
     let second = match &scenario.second_etcd {
         Some(source) => Some(downloads::fetch(source).await?),
@@ -255,6 +260,18 @@ pub async fn run(
         &mut watch,
     )
     .await?;
+    if options.fix || scenario.fix.is_some() {
+        crate::repair::prove(
+            &cluster,
+            scenario,
+            jumpbox.path(),
+            &mut pki,
+            version.as_ref(),
+            &mut report,
+        )
+        .await?;
+        watch.lap(Phase::Fixes);
+    }
     if let Some(dir) = artefacts.filter(|_| !report.holds()) {
         report.artefacts = Some(artefacts::collect(&cluster, &dir).await?);
     }
@@ -426,7 +443,7 @@ async fn exercise(
 }
 
 /// The identity and trust the harness's client uses, or `None` for plain http.
-fn client_tls(scenario: &Scenario, pki: &Pki) -> Result<Option<ClientTls>, RunError> {
+pub(crate) fn client_tls(scenario: &Scenario, pki: &Pki) -> Result<Option<ClientTls>, RunError> {
     if !scenario.member().tls() {
         return Ok(None);
     }
@@ -718,7 +735,7 @@ async fn check_marker(
     )
 }
 
-async fn run_checks(
+pub(crate) async fn run_checks(
     cluster: &Cluster,
     scenario: &Scenario,
     tls: Option<&ClientTls>,

@@ -383,6 +383,31 @@ pub struct SeedCommand {
     pub etcd: Option<EtcdReq>,
 }
 
+/// Whether a fix repairs the failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repairs {
+    /// Once it is applied, a healthy bootstrap's checks pass.
+    Repairs,
+    /// Once it is applied, a healthy bootstrap's checks still fail.
+    DoesNotRepair,
+}
+
+by_name!(Repairs { "repairs" => Repairs, "does-not-repair" => DoesNotRepair });
+
+/// `[fix]`: the scenario proves the fix of its diagnosis — applied after the failure, then a
+/// healthy bootstrap's checks must pass — or says why no fix applies.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FixSpec {
+    /// The seed's own fix for the cause, applied first: whether it repairs the failure.
+    pub seed: Option<Repairs>,
+    /// The first member's name in member list after the fix, where the fix changes it (a unit
+    /// edit that takes effect at last); default the `[member]`'s.
+    pub name: Option<String>,
+    /// Why no fix applies (nothing fails: etcd only warns, say); nothing is applied.
+    pub none: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
@@ -418,6 +443,7 @@ struct RawScenario {
     keys_survive: bool,
     #[serde(default)]
     lint: RawLint,
+    fix: Option<Spanned<FixSpec>>,
 }
 
 /// `[lint]`: the findings of the pre-flight lint the scenario reproduces on purpose.
@@ -476,6 +502,8 @@ pub struct Scenario {
     pub keys_survive: bool,
     /// The pre-flight lint's findings it reproduces on purpose (`[lint] expect`).
     pub lint: Expected,
+    /// Whether the run proves the fix of its diagnosis (`[fix]`), and how.
+    pub fix: Option<FixSpec>,
 }
 
 impl Scenario {
@@ -512,6 +540,45 @@ impl Scenario {
             .iter()
             .map(|f| (f.host.clone(), f.cert))
             .collect()
+    }
+
+    /// The expectations of a healthy bootstrap, to judge a fix by: every check passes through the
+    /// scenario's members (the first named `name` when given), every member is up, and each seed
+    /// command that had to fail now succeeds — changed by `retry` when the fix is the client's.
+    pub fn healthy(&self, retry: Option<&crate::fix::FixStep>, name: Option<&str>) -> Self {
+        let mut healthy = self.clone();
+        healthy.checks = Checks {
+            member_list: Some(Expect::Pass),
+            health: Some(Expect::Pass),
+            registry: Some(Expect::Pass),
+            ..Checks::default()
+        };
+        healthy.checks.client_trusts_server = true;
+        if let (Some(name), Some(first)) = (name, healthy.members.first_mut()) {
+            first.name = name.to_owned();
+        }
+        healthy.seed_commands = self
+            .seed_commands
+            .iter()
+            .filter(|c| c.expect == Expect::Fail)
+            .map(|c| SeedCommand {
+                run: match retry {
+                    Some(step) if c.run.contains("etcdctl") => step.rewrite(&c.run),
+                    _ => c.run.clone(),
+                },
+                expect: Expect::Pass,
+                output: Vec::new(),
+                error: None,
+                cause: None,
+                etcd: c.etcd.clone(),
+            })
+            .collect();
+        healthy.expect_unit = Vec::new();
+        healthy.expect_steps = Vec::new();
+        healthy.journal = Vec::new();
+        healthy.diagnosis = None;
+        healthy.keys_survive = false;
+        healthy
     }
 
     /// Every step the scenario runs: the bootstrap's, then those of steps files its faults run.
@@ -891,7 +958,25 @@ impl Scenario {
                 host: want.host,
             });
         }
+        let fix = match raw.fix {
+            Some(spanned) => {
+                let span = spanned.span();
+                let fix = spanned.into_inner();
+                if fix.none.is_some() && (fix.seed.is_some() || fix.name.is_some()) {
+                    return Err(invalid(
+                        span,
+                        "fix.none",
+                        "says no fix applies, so `seed` and `name` have nothing to describe: \
+                         give `none` alone"
+                            .into(),
+                    ));
+                }
+                Some(fix)
+            }
+            None => None,
+        };
         Ok(Self {
+            fix,
             name: file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

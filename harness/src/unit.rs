@@ -66,6 +66,8 @@ pub struct UnitState {
     pub main_pid: u32,
     /// `NeedDaemonReload`: the unit file changed on disk since systemd loaded it.
     pub need_daemon_reload: bool,
+    /// `UnitFileState` (`enabled`, `disabled`, …; empty when systemd knows no unit file).
+    pub unit_file_state: String,
 }
 
 impl UnitState {
@@ -87,6 +89,7 @@ impl UnitState {
             result: get("Result"),
             main_pid: get("MainPID").parse().unwrap_or(0),
             need_daemon_reload: get("NeedDaemonReload") == "yes",
+            unit_file_state: get("UnitFileState"),
         }
     }
 
@@ -140,7 +143,7 @@ pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
                 "show",
                 UNIT,
                 "-p",
-                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID,NeedDaemonReload",
+                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID,NeedDaemonReload,UnitFileState",
             ],
             Duration::from_secs(10),
         )

@@ -78,21 +78,26 @@ pub(super) fn flag_typos(etcd: &Etcd<'_>) -> Vec<Said> {
         .iter()
         .filter(|f| !known_flag(&f.name))
         .filter_map(|f| {
-            let (distance, known) = known_flags().map(|k| (edits(&f.name, k), k)).min()?;
-            (distance <= 2).then(|| {
-                said(
-                    Rule::FlagTypo,
-                    f.line,
-                    format!(
-                        "`--{}` is not a flag of etcd: it exits at once with `flag provided but \
-                         not defined: -{}`",
-                        f.name, f.name
-                    ),
-                    format!("spell it `--{known}`"),
-                )
-            })
+            let known = nearest_flag(&f.name)?;
+            Some(said(
+                Rule::FlagTypo,
+                f.line,
+                format!(
+                    "`--{}` is not a flag of etcd: it exits at once with `flag provided but not \
+                     defined: -{}`",
+                    f.name, f.name
+                ),
+                format!("spell it `--{known}`"),
+            ))
         })
         .collect()
+}
+
+/// The flag etcd defines that `name` (a flag etcd does not define, without its dashes) is a typo
+/// of: the nearest within two edits.
+pub fn nearest_flag(name: &str) -> Option<&'static str> {
+    let (distance, known) = known_flags().map(|k| (edits(name, k), k)).min()?;
+    (distance <= 2).then_some(known)
 }
 
 /// The edit distance of two short strings.

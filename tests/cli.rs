@@ -469,6 +469,74 @@ fn a_failed_run_keeps_its_artefacts_and_the_json_report_says_the_same_as_the_tex
     );
 }
 
+#[test]
+fn a_fix_that_does_not_repair_the_failure_fails_the_run_showing_both_rounds() {
+    // Two mistakes at once: a flag typo, and another process on etcd's port. The evidence shows
+    // the typo (etcd exits on it before it binds), and its fix is right but not enough: etcd then
+    // meets the port's holder.
+    let flag_typo = std::fs::read_to_string(scenarios_dir().join("flag-typo.toml")).unwrap();
+    let scenario = format!(
+        "{}\n[[fault]]\nbefore = \"Step 5\"\nhold_port = 2379\n",
+        in_tempdir(&flag_typo)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo-and-port-taken.toml");
+    std::fs::write(&file, scenario).unwrap();
+    let artefacts = dir.path().join("artefacts");
+    let env = [("ETCD_HARNESS_ARTEFACTS", artefacts.to_str().unwrap())];
+    let out = harness(&["run", file.to_str().unwrap(), "--report", "json"], &env);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    // The failure round held: the typo was reproduced and diagnosed as the scenario says.
+    assert_eq!(report["diagnosis"]["cause"], "bad-flag");
+    let checks = report["checks"].as_array().unwrap();
+    assert!(checks.iter().all(|c| c["holds"] == true), "{checks:?}");
+    // The fix round did not: etcd, its flag fixed, cannot bind the held port.
+    let fixes = report["fixes"].as_array().unwrap();
+    assert_eq!(fixes.len(), 1, "{fixes:?}");
+    let round = &fixes[0];
+    assert_eq!(round["fix"], "the diagnosis's fix (bad-flag)");
+    assert_eq!(
+        (round["repaired"].as_bool(), round["holds"].as_bool()),
+        (Some(false), Some(false))
+    );
+    let steps = round["steps"].to_string();
+    assert!(
+        steps.contains("--client-cert-auht") && steps.contains("daemon-reload"),
+        "{steps}"
+    );
+    let check = |name: &str| {
+        round["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("no check `{name}`: {round}"))
+            .clone()
+    };
+    // Its restart fails (the held port), and the unit is left crash-looping.
+    let step = check("fix step `sed -i");
+    assert_eq!(
+        (&step["holds"], &step["summary"]),
+        (&false.into(), &"exit 1".into()),
+        "{step}"
+    );
+    let unit = check("etcd.service on server after the fix");
+    assert_eq!(unit["holds"], false, "{unit}");
+    let text = std::fs::read_to_string(
+        Path::new(report["artefacts"].as_str().unwrap()).join("report.txt"),
+    )
+    .unwrap();
+    for shown in [
+        "diagnosis: bad-flag",
+        "fix 1 — the diagnosis's fix (bad-flag):",
+        "[FAIL] etcd.service on server after the fix",
+        "FAIL: the diagnosis's fix (bad-flag) does not repair the failure, but must repair it",
+    ] {
+        assert!(text.contains(shown), "`{shown}` missing:\n{text}");
+    }
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();

@@ -19,6 +19,32 @@ use crate::unit::{self, UnitState};
 
 /// How long a seed command may run (etcdctl gives up after its own 5 s command timeout).
 const SEED_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one check over etcd-client may take in all. A process that accepts connections on
+/// etcd's port and never answers (another listener than etcd) would hold the TLS handshake forever:
+/// the client's own timeouts cover the TCP connection and each request, not the handshake between.
+const CHECK_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `check`, failed with what was seen when it has no answer within [`CHECK_DEADLINE`].
+pub async fn bounded(
+    name: &str,
+    expected: Expect,
+    check: impl std::future::Future<Output = CheckResult>,
+) -> CheckResult {
+    match tokio::time::timeout(CHECK_DEADLINE, check).await {
+        Ok(result) => result,
+        Err(_) => CheckResult::judged(
+            name,
+            expected,
+            Err(vec![
+                format!("no answer within {} s", CHECK_DEADLINE.as_secs()),
+                "something accepts connections on the client port but does not answer as etcd \
+                 would (ss -tlnp shows who listens)"
+                    .into(),
+            ]),
+        ),
+    }
+}
 /// How long the unit must stay active with no restart before health passes.
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);
 

@@ -354,8 +354,11 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
     let candidates = [
         (Cause::UnitMissing, unit_missing),
         (Cause::ExecFailed, {
+            // systemd's lines say why: `Failed to execute`/`Failed at step EXEC spawning …:
+            // Permission denied`, `No such file or directory`, `Exec format error`.
             let mut lines = journal(&["203/EXEC"]);
             lines.extend(journal(&["Failed to execute"]));
+            lines.extend(journal(&["Failed at step EXEC"]));
             lines
         }),
         (Cause::BadFlag, journal(&["flag provided but not defined"])),

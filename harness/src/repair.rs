@@ -258,26 +258,45 @@ async fn recheck(
     .await;
     let mut results = Vec::new();
     let mut first = None;
+    let mut down = Vec::new();
     for (node, waited) in cluster.nodes().zip(waits) {
         let name = format!("etcd.service on {} after the fix", node.host());
         let result = match waited {
-            Ok(state) if state.need_daemon_reload => CheckResult::observed(
-                &name,
-                false,
-                format!("active, but runs an old definition: {state}"),
-                Vec::new(),
-            ),
             Ok(state) => {
-                let result = CheckResult::observed(&name, true, format!("{state}"), Vec::new());
+                let result = if state.need_daemon_reload {
+                    CheckResult::observed(
+                        &name,
+                        false,
+                        format!("active, but runs an old definition: {state}"),
+                        vec![
+                            "systemd still runs the unit it loaded before the file changed".into(),
+                        ],
+                    )
+                } else {
+                    CheckResult::observed(&name, true, format!("{state}"), Vec::new())
+                };
                 if node.host() == cluster.first().host() {
                     first = Some(state);
                 }
                 result
             }
             Err(UnitError::Engine(e)) => return Err(e.into()),
-            Err(e) => CheckResult::observed(&name, false, e.to_string(), Vec::new()),
+            Err(e) => {
+                down.push(node.host().to_owned());
+                CheckResult::observed(&name, false, e.to_string(), Vec::new())
+            }
         };
         results.push(result);
+    }
+    if !down.is_empty() {
+        // The fix did not get etcd running: what listens on its port now may not be etcd at all.
+        results.push(CheckResult::observed(
+            "a healthy bootstrap's checks",
+            false,
+            format!("not run: etcd.service is not active on {}", down.join(", ")),
+            Vec::new(),
+        ));
+        return Ok(results);
     }
     let tls = runner::client_tls(healthy, pki)?;
     let checks = runner::run_checks(

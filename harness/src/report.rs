@@ -380,7 +380,7 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
     let not_applicable = report.checks.len() - applicable.len();
     writeln!(
         out,
-        "\n{}: {held} of {} checks hold{}{}",
+        "\n{}: {held} of {} checks hold{}{}{}",
         if report.holds() { "PASS" } else { "FAIL" },
         applicable.len(),
         if not_applicable > 0 {
@@ -392,6 +392,17 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
             "; the bootstrap did not get etcd running"
         } else {
             ""
+        },
+        match report.fixes.iter().filter(|r| !r.holds()).count() {
+            _ if report.fixes.is_empty() => String::new(),
+            0 => format!(
+                "; {} fix(es) did what the scenario says",
+                report.fixes.len()
+            ),
+            failed => format!(
+                "; {failed} of {} fix(es) did not do what the scenario says",
+                report.fixes.len()
+            ),
         }
     )
 }

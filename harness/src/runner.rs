@@ -756,10 +756,12 @@ pub(crate) async fn run_checks(
         (None, Err("not needed".to_owned()))
     };
     if let Some(want) = expect.member_list {
-        results.push(checks::member_list(client_ref(&mut client), want, &scenario.members).await);
+        let check = checks::member_list(client_ref(&mut client), want, &scenario.members);
+        results.push(checks::bounded("member list", want, check).await);
     }
     if let Some(want) = expect.registry {
-        results.push(checks::registry(client_ref(&mut client), want).await);
+        let check = checks::registry(client_ref(&mut client), want);
+        results.push(checks::bounded("/registry/ prefix read", want, check).await);
     }
     // The seed's commands are independent reads: run them side by side, so one that must time out
     // (etcdctl waits 5 s) does not delay the others.
@@ -782,8 +784,8 @@ pub(crate) async fn run_checks(
     }
     // Last, so the settle window spans all the work above: a unit that died meanwhile is caught.
     if let Some(want) = expect.health {
-        results
-            .push(checks::health(client_ref(&mut client), want, node, active, active_since).await);
+        let check = checks::health(client_ref(&mut client), want, node, active, active_since);
+        results.push(checks::bounded("health", want, check).await);
     }
     let error = expect.error.as_ref().map(|e| e.for_version(version));
     for result in &mut results {
@@ -826,17 +828,27 @@ async fn across_members(
     let mut results = Vec::new();
     let lists = scenario.checks.member_list == Some(Expect::Pass);
     for (name, client) in clients.iter_mut().skip(1).filter(|_| lists) {
-        let mut result = checks::member_list(
+        let name = format!("member list through {name}");
+        let check = checks::member_list(
             client.as_mut().map_err(|e| e.as_str()),
             Expect::Pass,
             &scenario.members,
-        )
-        .await;
-        result.name = format!("member list through {name}");
+        );
+        let mut result = checks::bounded(&name, Expect::Pass, check).await;
+        result.name = name;
         results.push(result);
     }
-    results.push(checks::cluster_agrees(&mut clients).await);
-    results.push(checks::replicated(&mut clients).await);
+    let agrees = checks::cluster_agrees(&mut clients);
+    results.push(checks::bounded("one leader, one cluster, one term", Expect::Pass, agrees).await);
+    let replicated = checks::replicated(&mut clients);
+    results.push(
+        checks::bounded(
+            "a write through one member is read through every other",
+            Expect::Pass,
+            replicated,
+        )
+        .await,
+    );
     drop(forwards);
     Ok(results)
 }

@@ -1031,6 +1031,49 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, ScenarioError> {
 mod tests {
     use super::*;
 
+    /// Every catalogue scenario that diagnoses a cause proves its fix (or says why none applies),
+    /// and says whether the seed's own fix repairs it wherever the seed gives one.
+    #[test]
+    fn every_diagnosed_catalogue_scenario_proves_its_fix() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut proven = 0;
+        for file in discover(&dir).unwrap() {
+            let scenario = Scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+            let name = &scenario.name;
+            let cause = scenario
+                .diagnosis
+                .or_else(|| scenario.seed_commands.iter().find_map(|c| c.cause));
+            let Some(cause) = cause else {
+                continue;
+            };
+            let fix = scenario.fix.as_ref().unwrap_or_else(|| {
+                panic!("{name} diagnoses `{cause}`: it must prove its fix with [fix]")
+            });
+            if fix.none.is_none() {
+                let seed_gives_one = crate::fix::seed_fix(cause, "server").is_some();
+                assert_eq!(
+                    fix.seed.is_some(),
+                    seed_gives_one,
+                    "{name}: [fix] seed must say whether the seed's own fix repairs `{cause}` \
+                     exactly where the seed gives one"
+                );
+                proven += 1;
+            }
+        }
+        assert!(proven >= 26, "{proven} scenarios prove a fix");
+    }
+
+    #[test]
+    fn a_fix_that_applies_none_describes_nothing_else() {
+        let err = error_of(&format!(
+            "{GOOD}\n[fix]\nnone = \"nothing fails\"\nseed = \"repairs\"\n"
+        ));
+        assert!(err.contains("case.toml:"), "{err}");
+        assert!(err.contains("field `fix.none`"), "{err}");
+        let err = error_of(&format!("{GOOD}\n[fix]\nseed = \"works\"\n"));
+        assert!(err.contains("repairs"), "{err}");
+    }
+
     const GOOD: &str = r#"description = "d"
 unit = "unit.service"
 steps = "steps.toml"

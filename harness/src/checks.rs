@@ -1,6 +1,7 @@
 //! The checks that prove etcd works (or show how it doesn't), each judged against the scenario's
 //! expectation: over the client URL with etcd-client (mutual TLS when the URL is https) — member
-//! list, health, `/registry/` reads — and the seed's own etcdctl commands run verbatim in the node.
+//! list, health, `/registry/` reads — and the seed's own commands run verbatim in the node (one that
+//! follows, `journalctl -f`, stopped after a bounded time as a reader's Ctrl-C stops it).
 //!
 //! A check never panics or aborts the run: whatever happens becomes its [`CheckResult`].
 
@@ -9,15 +10,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
+use semver::Version;
+use tokio::sync::oneshot;
 
 use crate::diagnose::{self, Diagnosis};
+use crate::engine::EngineError;
 use crate::node::NodeHandle;
 use crate::pki::{self, Pki};
-use crate::scenario::{Expect, ExpectedMember, SeedCommand, ASSIGNED};
-use crate::transcript::Entry;
+use crate::scenario::{Expect, ExpectedMember, SeedCommand, ASSIGNED, ETCD_VERSION};
+use crate::transcript::{Entry, Origin};
 use crate::unit::{self, UnitState};
 
-/// How long a seed command may run (etcdctl gives up after its own 5 s command timeout).
+/// How long a seed command may run (etcdctl gives up after its own 5 s command timeout; a command
+/// that follows is stopped after at most [`crate::scenario::MAX_FOLLOW_SECS`]).
 const SEED_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long one check over etcd-client may take in all. A process that accepts connections on
@@ -45,6 +50,15 @@ pub async fn bounded(
         ),
     }
 }
+
+/// The step the seed's commands are recorded under.
+const SEED_STEP: &str = "Step 6: Verify etcd is Running";
+/// How long a command that follows has to exit after its SIGINT before `timeout` kills it.
+const SIGINT_GRACE: &str = "2";
+/// `timeout`'s exit code when the command was still running at the deadline (and was signalled).
+const TIMED_OUT: i64 = 124;
+/// `timeout`'s exit code when the command outlived its signal and the grace, and was killed.
+const KILLED: i64 = 128 + 9;
 /// How long the unit must stay active with no restart before health passes.
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(1);
 
@@ -85,6 +99,8 @@ pub struct CheckResult {
     pub diagnosis: Option<Diagnosis>,
     /// The command's transcript entry, for seed commands.
     pub entry: Option<Entry>,
+    /// For a seed command that follows: the command run in a second terminal meanwhile.
+    pub meanwhile: Option<Entry>,
 }
 
 impl CheckResult {
@@ -124,6 +140,7 @@ impl CheckResult {
             details,
             diagnosis: None,
             entry: None,
+            meanwhile: None,
         }
     }
 
@@ -148,6 +165,7 @@ impl CheckResult {
             details,
             diagnosis: None,
             entry: None,
+            meanwhile: None,
         }
     }
 }
@@ -397,21 +415,35 @@ pub async fn registry(client: Result<&mut Client, &str>, expected: Expect) -> Ch
 }
 
 /// Runs one of the seed's commands verbatim in the node and compares what it prints with the seed's
-/// expected output; a failure is diagnosed.
-pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResult {
+/// expected output (where [`ETCD_VERSION`] is `version`, the version under test); a failure is
+/// diagnosed. A command that follows is stopped after its time, and must still be running then.
+pub async fn seed_command(
+    node: &NodeHandle,
+    command: &SeedCommand,
+    version: Option<&Version>,
+) -> CheckResult {
     let since = unit::epoch_now();
-    let out = match node.shell(&command.run, SEED_COMMAND_TIMEOUT).await {
-        Ok(out) => out,
-        Err(e) => {
-            return CheckResult::judged(&command.run, command.expect, Err(vec![e.to_string()]));
-        }
+    let judged = |observed| CheckResult::judged(&command.run, command.expect, observed);
+    let expected = match expected_output(&command.output, version) {
+        Ok(lines) => lines,
+        Err(e) => return judged(Err(vec![e])),
     };
-    let entry = Entry::of_exec(
-        "Step 6: Verify etcd is Running",
-        node.host(),
-        &command.run,
-        out,
-    );
+    let ran = match command.follow() {
+        Some(window) => follow(node, command, window).await,
+        None => node
+            .shell(&command.run, SEED_COMMAND_TIMEOUT)
+            .await
+            .map(|out| {
+                (
+                    Entry::of_exec(SEED_STEP, node.host(), &command.run, out),
+                    None,
+                )
+            }),
+    };
+    let (entry, meanwhile) = match ran {
+        Ok(ran) => ran,
+        Err(e) => return judged(Err(vec![e.to_string()])),
+    };
     let printed = entry.output();
     let first_line = printed.lines().next().unwrap_or("").to_owned();
     // etcdctl prints its verdict last (after any retry warnings).
@@ -420,19 +452,35 @@ pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResu
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    let observed = if entry.exit_code != 0 {
+    let observed = if let Some(problem) = follow_problem(command, &entry, meanwhile.as_ref()) {
+        Err(vec![problem])
+    } else if !entry.succeeded() {
         Err(vec![format!("exit {}: {last_line}", entry.exit_code)])
-    } else if let Some(missing) = missing_lines(&command.output, &printed) {
+    } else if let Some(missing) = missing_lines(&expected, &printed) {
         Err(vec![
             format!("exit 0, but the output differs from the seed's: missing `{missing}`"),
             format!("printed: {}", printed.trim_end().replace('\n', " | ")),
         ])
+    } else if let Some(after) = entry.stopped_after {
+        Ok(format!(
+            "still following after {}s, stopped with SIGINT; printed {} lines, the expected ones \
+             among them",
+            after.as_secs(),
+            printed.lines().count()
+        ))
     } else {
         Ok(format!("exit 0: {first_line}"))
     };
-    let mut result = CheckResult::judged(&command.run, command.expect, observed);
+    let mut result = judged(observed);
+    if let (Some(run), Some(ran)) = (&command.meanwhile, &meanwhile) {
+        result.details.push(format!(
+            "meanwhile, in a second terminal: `{run}` exit {}",
+            ran.exit_code
+        ));
+    }
     let failed = !entry.succeeded();
     result.entry = Some(entry);
+    result.meanwhile = meanwhile;
     if failed {
         match diagnose::gather(node, &command.run, &printed, since).await {
             Ok(evidence) => {
@@ -451,6 +499,98 @@ pub async fn seed_command(node: &NodeHandle, command: &SeedCommand) -> CheckResu
         }
     }
     result
+}
+
+/// The seed's expected lines with [`ETCD_VERSION`] replaced by the version under test.
+fn expected_output(output: &[String], version: Option<&Version>) -> Result<Vec<String>, String> {
+    output
+        .iter()
+        .map(|line| match version {
+            _ if !line.contains(ETCD_VERSION) => Ok(line.clone()),
+            Some(version) => Ok(line.replace(ETCD_VERSION, &version.to_string())),
+            None => Err(format!(
+                "`{line}` names the version under test, which this run could not read \
+                 (`etcd --version` did not run on this host)"
+            )),
+        })
+        .collect()
+}
+
+/// Runs a command that follows (`journalctl -f`) verbatim for `window`, then stops it with SIGINT
+/// as a reader's Ctrl-C does (`timeout` sends it, and SIGKILL after a grace). Once it has printed
+/// its backlog, `command.meanwhile` runs in a second exec, so what that logs is printed by
+/// following. Returns the follower's entry (stopped, when it was still running) and the other's.
+async fn follow(
+    node: &NodeHandle,
+    command: &SeedCommand,
+    window: Duration,
+) -> Result<(Entry, Option<Entry>), EngineError> {
+    let secs = window.as_secs().to_string();
+    let argv = [
+        "timeout",
+        "--signal=INT",
+        "--kill-after",
+        SIGINT_GRACE,
+        &secs,
+        "bash",
+        "-c",
+        &command.run,
+    ];
+    let (printed, backlog_shown) = oneshot::channel();
+    let follower = node.exec_telling_first_output(&argv, SEED_COMMAND_TIMEOUT, printed);
+    let meanwhile = async {
+        match (&command.meanwhile, backlog_shown.await) {
+            (Some(run), Ok(())) => {
+                let out = node.shell(run, SEED_COMMAND_TIMEOUT).await?;
+                Ok(Some(Entry {
+                    origin: Origin::Meanwhile,
+                    ..Entry::of_exec(SEED_STEP, node.host(), run, out)
+                }))
+            }
+            // Nothing to run, or the follower printed nothing: `follow_problem` says so.
+            _ => Ok(None),
+        }
+    };
+    let (out, meanwhile) = tokio::join!(follower, meanwhile);
+    let mut entry = Entry::of_exec(SEED_STEP, node.host(), &command.run, out?);
+    if entry.exit_code == TIMED_OUT {
+        entry.stopped_after = Some(window);
+    }
+    Ok((entry, meanwhile?))
+}
+
+/// For a command that follows: why it was not shown to follow, if it was not — it exited on its own,
+/// or outlived its SIGINT; the command meant to run meanwhile never ran, or failed.
+fn follow_problem(
+    command: &SeedCommand,
+    entry: &Entry,
+    meanwhile: Option<&Entry>,
+) -> Option<String> {
+    let window = command.follow()?;
+    if entry.stopped_after.is_none() {
+        return Some(match entry.exit_code {
+            KILLED => format!(
+                "still running after {}s, but it outlived SIGINT by {SIGINT_GRACE}s and was killed",
+                window.as_secs()
+            ),
+            code => format!(
+                "exit {code} after {:.2}s, before the {}s it was to follow: it does not follow",
+                entry.duration.as_secs_f64(),
+                window.as_secs()
+            ),
+        });
+    }
+    match (&command.meanwhile, meanwhile) {
+        (Some(run), None) => Some(format!(
+            "it printed nothing, so `{run}` was never run meanwhile"
+        )),
+        (Some(run), Some(ran)) if !ran.succeeded() => Some(format!(
+            "meanwhile, `{run}` exit {}: {}",
+            ran.exit_code,
+            ran.output().lines().last().unwrap_or("")
+        )),
+        _ => None,
+    }
 }
 
 /// Narrows an expected failure: it must fail the way the scenario says (error text, cause).
@@ -643,6 +783,81 @@ mod tests {
         assert_eq!(
             missing_lines(&expected, "two\none\n"),
             Some("two".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_version_placeholder_is_the_version_under_test() {
+        let output = vec![
+            "etcdctl version: {etcd_version}".to_owned(),
+            "API version: {*}".to_owned(),
+        ];
+        let version = Version::new(3, 5, 16);
+        let expected = expected_output(&output, Some(&version)).unwrap();
+        assert_eq!(expected, ["etcdctl version: 3.5.16", "API version: {*}"]);
+        assert_eq!(
+            missing_lines(&expected, "etcdctl version: 3.4.23\nAPI version: 3.4\n"),
+            Some("etcdctl version: 3.5.16".to_owned())
+        );
+        let unknown = expected_output(&output, None).unwrap_err();
+        assert!(unknown.contains("could not read"), "{unknown}");
+        assert_eq!(expected_output(&output[1..], None).unwrap(), &output[1..]);
+    }
+
+    fn ran(command: &str, exit_code: i64, stdout: &str, seconds: f64) -> Entry {
+        let out = crate::engine::ExecOutput {
+            exit_code,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            duration: Duration::from_secs_f64(seconds),
+        };
+        Entry::of_exec(SEED_STEP, "server", command, out)
+    }
+
+    #[test]
+    fn a_command_that_follows_must_still_run_when_stopped_and_what_runs_meanwhile_must_pass() {
+        let command: SeedCommand = toml::from_str(
+            "run = \"journalctl -u etcd -f\"\nfollow_for = 3\nmeanwhile = \"etcdctl defrag\"",
+        )
+        .unwrap();
+        let stopped = Entry {
+            stopped_after: command.follow(),
+            ..ran(&command.run, TIMED_OUT, "backlog\n", 3.1)
+        };
+        let defrag = ran("etcdctl defrag", 0, "Finished defragmenting\n", 0.1);
+        assert_eq!(follow_problem(&command, &stopped, Some(&defrag)), None);
+        assert!(
+            stopped.succeeded(),
+            "stopped while following is how it ends"
+        );
+
+        let exited = ran(&command.run, 0, "backlog\n", 0.2);
+        let problem = follow_problem(&command, &exited, Some(&defrag)).unwrap();
+        assert!(problem.contains("exit 0 after 0.20s"), "{problem}");
+        assert!(problem.contains("it does not follow"), "{problem}");
+        let killed = ran(&command.run, KILLED, "", 5.0);
+        let problem = follow_problem(&command, &killed, Some(&defrag)).unwrap();
+        assert!(problem.contains("outlived SIGINT"), "{problem}");
+
+        let problem = follow_problem(&command, &stopped, None).unwrap();
+        assert!(problem.contains("printed nothing"), "{problem}");
+        let failed = ran(
+            "etcdctl defrag",
+            1,
+            "Error: context deadline exceeded\n",
+            5.0,
+        );
+        let problem = follow_problem(&command, &stopped, Some(&failed)).unwrap();
+        assert_eq!(
+            problem,
+            "meanwhile, `etcdctl defrag` exit 1: Error: context deadline exceeded"
+        );
+
+        let plain: SeedCommand = toml::from_str("run = \"etcdctl version\"").unwrap();
+        assert_eq!(
+            follow_problem(&plain, &exited, None),
+            None,
+            "not a follower"
         );
     }
 

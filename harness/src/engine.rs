@@ -303,6 +303,33 @@ impl Engine {
         workdir: &str,
         timeout: Duration,
     ) -> Result<ExecOutput, EngineError> {
+        self.exec_telling(container, argv, workdir, timeout, None)
+            .await
+    }
+
+    /// [`Engine::exec`], telling `printed` as soon as the command writes its first output (a
+    /// follower such as `journalctl -f` has shown its backlog: whatever is logged from then on, it
+    /// prints by following). Dropping `printed` unsent says the command printed nothing.
+    pub async fn exec_telling_first_output(
+        &self,
+        container: &str,
+        argv: &[&str],
+        workdir: &str,
+        timeout: Duration,
+        printed: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<ExecOutput, EngineError> {
+        self.exec_telling(container, argv, workdir, timeout, Some(printed))
+            .await
+    }
+
+    async fn exec_telling(
+        &self,
+        container: &str,
+        argv: &[&str],
+        workdir: &str,
+        timeout: Duration,
+        mut printed: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<ExecOutput, EngineError> {
         let action = || format!("run {:?} in {}", argv.join(" "), short(container));
         within(timeout, action, async {
             let start = Instant::now();
@@ -333,7 +360,11 @@ impl Engine {
                             stdout.extend_from_slice(&message)
                         }
                         LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                        LogOutput::StdIn { .. } => {}
+                        LogOutput::StdIn { .. } => continue,
+                    }
+                    if let Some(printed) = printed.take() {
+                        // The receiver may have stopped listening; the exec goes on regardless.
+                        let _ = printed.send(());
                     }
                 }
             }

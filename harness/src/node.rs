@@ -210,6 +210,19 @@ impl NodeHandle {
         self.engine.exec(&self.id, argv, "/root", timeout).await
     }
 
+    /// [`NodeHandle::exec`], telling `printed` when the command first writes output (see
+    /// [`Engine::exec_telling_first_output`]).
+    pub async fn exec_telling_first_output(
+        &self,
+        argv: &[&str],
+        timeout: Duration,
+        printed: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<ExecOutput, EngineError> {
+        self.engine
+            .exec_telling_first_output(&self.id, argv, "/root", timeout, printed)
+            .await
+    }
+
     /// Runs `script` with `bash -c` in the node as root in `/root` — how an operator's terminal
     /// runs the seed's commands.
     pub async fn shell(&self, script: &str, timeout: Duration) -> Result<ExecOutput, EngineError> {

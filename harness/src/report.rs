@@ -244,6 +244,8 @@ pub fn to_json(report: &Report) -> serde_json::Value {
             "stderr": e.stderr,
             "seconds": secs(&e.duration),
             "rerun": e.origin == crate::transcript::Origin::Rerun,
+            "meanwhile": e.origin == crate::transcript::Origin::Meanwhile,
+            "stopped_after_seconds": e.stopped_after.as_ref().map(secs),
         })).collect::<Vec<_>>(),
         "checks": report.checks.iter().map(check).collect::<Vec<_>>(),
         "fixes": report.fixes.iter().map(|round| json!({

@@ -386,8 +386,11 @@ async fn exercise(
     if let Some(marker) = marker {
         results.push(check_marker(node, scenario.member(), client_tls, marker).await);
     }
-    for entry in results.iter().filter_map(|c| c.entry.clone()) {
-        report.transcript.push(entry);
+    for entry in results
+        .iter()
+        .flat_map(|c| c.entry.iter().chain(&c.meanwhile))
+    {
+        report.transcript.push(entry.clone());
     }
     watch.lap(Phase::Checks);
 
@@ -772,7 +775,7 @@ pub(crate) async fn run_checks(
     let seed = futures_util::future::join_all(
         applicable
             .into_iter()
-            .map(|command| checks::seed_command(node, command)),
+            .map(|command| checks::seed_command(node, command, version)),
     )
     .await;
     results.extend(seed);

@@ -81,6 +81,13 @@ pub struct ExpectedMember {
 /// `id = "assigned"`: the member joins by `etcdctl member add`, which draws its ID from the time.
 pub const ASSIGNED: &str = "assigned";
 
+/// In a seed command's `output`: the version of the etcd under test (`3.4.23`), as the run knows it.
+pub const ETCD_VERSION: &str = "{etcd_version}";
+
+/// The longest a seed command may follow (`follow_for`), in seconds: with the grace after its
+/// SIGINT, it stays well inside the time any seed command is given.
+pub const MAX_FOLLOW_SECS: u64 = 20;
+
 /// `[member]` as written: the ID may be left out, and is then computed from the peer URL and the
 /// cluster token.
 #[derive(Debug, Deserialize)]
@@ -381,6 +388,76 @@ pub struct SeedCommand {
     /// The etcd versions this command's expectation applies to.
     #[serde(default)]
     pub etcd: Option<EtcdReq>,
+    /// For a command that follows (`journalctl -f`): the seconds it runs before the harness stops
+    /// it with SIGINT, as a reader's Ctrl-C does. It must still be running then.
+    #[serde(default)]
+    pub follow_for: Option<u64>,
+    /// For a command that follows: a command run in the node once it has printed its backlog, so
+    /// that what it logs is printed by following.
+    #[serde(default)]
+    pub meanwhile: Option<String>,
+}
+
+impl SeedCommand {
+    /// How long it follows before it is stopped, if it follows.
+    pub fn follow(&self) -> Option<std::time::Duration> {
+        self.follow_for.map(std::time::Duration::from_secs)
+    }
+
+    /// What is wrong with the command's table, as its field and the problem.
+    fn problem(&self) -> Option<(&'static str, String)> {
+        if self.expect == Expect::Pass {
+            let described = [
+                ("seed_command.error", self.error.is_some()),
+                ("seed_command.cause", self.cause.is_some()),
+            ];
+            if let Some((field, _)) = described.into_iter().find(|(_, present)| *present) {
+                return Some((
+                    field,
+                    "describes a failure, but this command has expect = \"pass\"".into(),
+                ));
+            }
+        }
+        if let Some(placeholder) = self.output.iter().find_map(|l| unknown_placeholder(l)) {
+            return Some((
+                "seed_command.output",
+                format!(
+                    "`{placeholder}` is no placeholder: `{{*}}` stands for any text, \
+                     `{ETCD_VERSION}` for the version under test"
+                ),
+            ));
+        }
+        match (self.follow_for, &self.meanwhile) {
+            (Some(secs), _) if !(1..=MAX_FOLLOW_SECS).contains(&secs) => Some((
+                "seed_command.follow_for",
+                format!("{secs} s: a command may follow for 1 to {MAX_FOLLOW_SECS} seconds"),
+            )),
+            (Some(_), _) if self.expect == Expect::Fail => Some((
+                "seed_command.follow_for",
+                "a command that follows is stopped, not failed: it must have expect = \"pass\""
+                    .into(),
+            )),
+            (None, Some(_)) => Some((
+                "seed_command.meanwhile",
+                "runs while a command follows: give `follow_for` too".into(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The first `{name}` in an expected output line that is not a known placeholder (`{*}` and JSON
+/// braces are not names).
+fn unknown_placeholder(line: &str) -> Option<&str> {
+    line.match_indices('{').find_map(|(open, _)| {
+        let after = &line[open + 1..];
+        let name_len = after.find(|c: char| !(c.is_ascii_lowercase() || c == '_'))?;
+        if name_len == 0 || !after[name_len..].starts_with('}') {
+            return None;
+        }
+        let placeholder = &line[open..open + name_len + 2];
+        (placeholder != ETCD_VERSION).then_some(placeholder)
+    })
 }
 
 /// Whether a fix repairs the failure.
@@ -570,7 +647,7 @@ impl Scenario {
                 output: Vec::new(),
                 error: None,
                 cause: None,
-                etcd: c.etcd.clone(),
+                ..c.clone()
             })
             .collect();
         healthy.expect_unit = Vec::new();
@@ -783,18 +860,8 @@ impl Scenario {
         for spanned in raw.seed_command {
             let span = spanned.span();
             let command = spanned.into_inner();
-            if command.expect == Expect::Pass {
-                let described = [
-                    ("seed_command.error", command.error.is_some()),
-                    ("seed_command.cause", command.cause.is_some()),
-                ];
-                if let Some((field, _)) = described.into_iter().find(|(_, present)| *present) {
-                    return Err(invalid(
-                        span,
-                        field,
-                        "describes a failure, but this command has expect = \"pass\"".into(),
-                    ));
-                }
+            if let Some((field, problem)) = command.problem() {
+                return Err(invalid(span, field, problem));
             }
             seed_commands.push(command);
         }
@@ -1210,6 +1277,65 @@ cause = "tls-plain-http"
         let err = error_of(&GOOD.replace("expect = \"fail\"\n", ""));
         assert!(err.contains("field `seed_command.error`"), "{err}");
         assert!(err.contains("case.toml:11:"), "{err}");
+    }
+
+    #[test]
+    fn a_command_that_follows_parses_with_its_time_what_runs_meanwhile_and_the_version() {
+        let (_dir, file) = fixture();
+        let text = format!(
+            "{GOOD}\n[[seed_command]]\nrun = \"journalctl -u etcd -f\"\nfollow_for = 3\n\
+             meanwhile = \"etcdctl defrag\"\noutput = [\"etcd {ETCD_VERSION}: {{*}}\", \
+             '{{\"level\":\"info\"}}']\n"
+        );
+        let scenario = Scenario::parse(&file, &text).unwrap();
+        let follower = &scenario.seed_commands[1];
+        assert_eq!(follower.follow(), Some(std::time::Duration::from_secs(3)));
+        assert_eq!(follower.meanwhile.as_deref(), Some("etcdctl defrag"));
+        assert_eq!(
+            scenario.seed_commands[0].follow(),
+            None,
+            "others run to exit"
+        );
+    }
+
+    #[test]
+    fn an_unknown_placeholder_in_a_commands_output_is_refused() {
+        let err = error_of(&format!(
+            "{GOOD}\n[[seed_command]]\nrun = \"etcd --version\"\noutput = [\"{{etcd_verison}}\"]\n"
+        ));
+        assert!(
+            err.contains("case.toml:17: field `seed_command.output`"),
+            "{err}"
+        );
+        assert!(err.contains("`{etcd_verison}` is no placeholder"), "{err}");
+        assert_eq!(
+            unknown_placeholder("a {*} b {\"k\":1} {} {etcd_version}"),
+            None
+        );
+        assert_eq!(unknown_placeholder("{*}{x_y}"), Some("{x_y}"));
+    }
+
+    #[test]
+    fn following_too_long_following_a_failure_and_meanwhile_without_following_are_refused() {
+        let with = |table: &str| {
+            error_of(&format!(
+                "{GOOD}\n[[seed_command]]\nrun = \"journalctl -u etcd -f\"\n{table}\n"
+            ))
+        };
+        for secs in [0, MAX_FOLLOW_SECS + 1] {
+            let err = with(&format!("follow_for = {secs}"));
+            assert!(err.contains("field `seed_command.follow_for`"), "{err}");
+            assert!(err.contains("1 to 20 seconds"), "{err}");
+        }
+        let err = with("follow_for = 3\nexpect = \"fail\"");
+        assert!(err.contains("stopped, not failed"), "{err}");
+        let err = with("meanwhile = \"etcdctl defrag\"");
+        assert!(
+            err.contains("case.toml:17: field `seed_command.meanwhile`"),
+            "{err}"
+        );
+        let err = with("follow_for = 3\nfollow_four = 3");
+        assert!(err.contains("follow_four"), "an unknown key: {err}");
     }
 
     #[test]

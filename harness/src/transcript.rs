@@ -25,6 +25,8 @@ pub enum Origin {
     First,
     /// A bootstrap step run again (the reader re-running the tutorial).
     Rerun,
+    /// Run in a second terminal while the command before it followed (`journalctl -f`).
+    Meanwhile,
 }
 
 /// One executed command.
@@ -46,6 +48,9 @@ pub struct Entry {
     pub duration: Duration,
     /// Why it ran.
     pub origin: Origin,
+    /// For a command that follows (`journalctl -f`): it was still running after this long, and was
+    /// stopped with SIGINT, as a reader's Ctrl-C stops it. `exit_code` is then `timeout`'s 124.
+    pub stopped_after: Option<Duration>,
 }
 
 impl Entry {
@@ -65,6 +70,7 @@ impl Entry {
             stderr: out.stderr,
             duration: out.duration,
             origin: Origin::First,
+            stopped_after: None,
         }
     }
 
@@ -85,6 +91,7 @@ impl Entry {
             stderr: String::new(),
             duration,
             origin: Origin::First,
+            stopped_after: None,
         }
     }
 
@@ -93,9 +100,9 @@ impl Entry {
         format!("{}{}", self.stdout, self.stderr)
     }
 
-    /// True when the command exited 0.
+    /// True when the command exited 0, or followed until it was stopped.
     pub fn succeeded(&self) -> bool {
-        self.exit_code == 0
+        self.exit_code == 0 || self.stopped_after.is_some()
     }
 }
 
@@ -142,6 +149,7 @@ impl fmt::Display for Transcript {
                 match entry.origin {
                     Origin::First => writeln!(f, "── {}", entry.step)?,
                     Origin::Rerun => writeln!(f, "── Again: {}", entry.step)?,
+                    Origin::Meanwhile => writeln!(f, "── Meanwhile, in a second terminal")?,
                 }
                 step = Some((&entry.step, entry.origin));
             }
@@ -157,12 +165,19 @@ impl fmt::Display for Transcript {
             for line in entry.stdout.lines().chain(entry.stderr.lines()) {
                 writeln!(f, "  {line}")?;
             }
-            writeln!(
-                f,
-                "  [exit {} in {:.2}s]",
-                entry.exit_code,
-                entry.duration.as_secs_f64()
-            )?;
+            match entry.stopped_after {
+                Some(after) => writeln!(
+                    f,
+                    "  ^C\n  [still running after {}s: stopped with SIGINT, as Ctrl-C does]",
+                    after.as_secs()
+                )?,
+                None => writeln!(
+                    f,
+                    "  [exit {} in {:.2}s]",
+                    entry.exit_code,
+                    entry.duration.as_secs_f64()
+                )?,
+            }
         }
         Ok(())
     }
@@ -182,6 +197,7 @@ mod tests {
             stderr: String::new(),
             duration: Duration::from_millis(120),
             origin: Origin::First,
+            stopped_after: None,
         }
     }
 
@@ -210,6 +226,32 @@ mod tests {
             text.contains("root@server:~# mv etcd etcdctl /usr/local/bin/\n  [exit 0 in 0.12s]")
         );
         assert!(text.contains("root@server:~# {\n>   systemctl start etcd\n> }\n  ok\n"));
+    }
+
+    #[test]
+    fn a_stopped_follower_shows_ctrl_c_and_what_ran_meanwhile_is_headed_so() {
+        let mut t = Transcript::default();
+        t.push(Entry {
+            stopped_after: Some(Duration::from_secs(3)),
+            ..entry("Step 6", "journalctl -u etcd -f", 124, "a line\n")
+        });
+        t.push(Entry {
+            origin: Origin::Meanwhile,
+            ..entry("Step 6", "etcdctl defrag", 0, "")
+        });
+        let text = t.to_string();
+        assert!(
+            text.contains(
+                "root@server:~# journalctl -u etcd -f\n  a line\n  ^C\n  [still running after \
+                 3s: stopped with SIGINT, as Ctrl-C does]\n── Meanwhile, in a second terminal\n\
+                 root@server:~# etcdctl defrag\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            t.first_failure().is_none(),
+            "stopped while following is no failure"
+        );
     }
 
     #[test]

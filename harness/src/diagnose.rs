@@ -827,11 +827,13 @@ mod tests {
                 hosts.sort();
                 let nodes: Vec<(String, Evidence)> = hosts
                     .iter()
-                    .map(|host| {
+                    .enumerate()
+                    .map(|(i, host)| {
                         let file = dir.join(version).join(scenario).join(format!("{host}.log"));
                         let evidence = Evidence {
+                            host: host.clone(),
                             journal: std::fs::read_to_string(file).unwrap(),
-                            unit_file: unit_file.clone(),
+                            unit_file: unit_of(&unit_file, host, i),
                             ..Evidence::default()
                         };
                         (host.clone(), evidence)
@@ -842,6 +844,25 @@ mod tests {
                     diagnosis.cause, cause,
                     "{version}/{scenario}: {diagnosis:?}"
                 );
+                // The fix acts on the member at fault: the third, 10.240.0.12.
+                let Fix::Steps(steps) = &diagnosis.fix else {
+                    panic!("{version}/{scenario}: no steps: {}", diagnosis.fix);
+                };
+                let fix = diagnosis.fix.to_string();
+                if cause == Cause::NameNotInInitialCluster {
+                    assert!(
+                        fix.contains("on ip-10-240-0-12: sed -i 's/--name ip-10-240-0-12\\b/--name controller-2/'"),
+                        "{version}/{scenario}: {fix}"
+                    );
+                } else {
+                    assert_eq!(
+                        steps[0],
+                        crate::fix::FixStep::Reissue(crate::fix::Reissue::Member(
+                            "controller-2".into()
+                        )),
+                        "{version}/{scenario}: {fix}"
+                    );
+                }
                 let shown: Vec<&str> = hosts
                     .iter()
                     .map(String::as_str)
@@ -859,6 +880,20 @@ mod tests {
                 assert_eq!(diagnosis.per_node.len(), hosts.len());
             }
         }
+    }
+
+    /// The unit the 2021 steps write on the `i`th controller (`host`, at 10.240.0.1`i`), from the
+    /// first controller's.
+    fn unit_of(first: &str, host: &str, i: usize) -> String {
+        first
+            .lines()
+            .map(|line| match line.trim_start() {
+                l if l.starts_with("--initial-cluster ") => line.to_owned(),
+                l if l.starts_with("--name ") => format!("  --name {host} \\"),
+                _ => line.replace("10.240.0.10", &format!("10.240.0.1{i}")),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[test]

@@ -370,24 +370,48 @@ impl Fix {
     }
 }
 
-/// The member whose certificate the lines show refused: the one whose address or member ID they
-/// name (`rejected connection from "10.240.0.12:…"`, `peer 3a57…`), other than the line's own.
+/// The member whose certificate the lines show refused: the one the most other members name, by
+/// address (`rejected connection from "10.240.0.12:…"` on 3.4, `(from 10.240.0.12:…)` on 3.5,
+/// `valid for 127.0.0.1, not 10.240.0.12`) or by member ID (`peer 3a57…`). The refused member's
+/// own lines name its peers too, but only it does: its peers both name it. `None` on a tie.
 fn refused_member(nodes: &[(String, Evidence)], shown_by: &[String]) -> Option<String> {
-    nodes.iter().find_map(|(host, evidence)| {
-        let peer_url = flag_value(&evidence.unit_file, "--initial-advertise-peer-urls")?;
-        let address = peer_url.split("://").nth(1)?.split(':').next()?.to_owned();
-        let token = flag_value(&evidence.unit_file, "--initial-cluster-token")
-            .unwrap_or_else(|| crate::topology::TUTORIAL_TOKEN.to_owned());
-        let id = member_id(&[&peer_url], &token);
-        shown_by
-            .iter()
-            .filter(|line| !line.starts_with(&format!("{host}: ")))
-            .any(|line| {
-                line.contains(&format!("\"{address}:"))
-                    || line.contains(&format!("{address}:2380"))
-                    || line.contains(&id)
-            })
-            .then(|| host.clone())
+    let mut named: Vec<(usize, &str)> = nodes
+        .iter()
+        .filter_map(|(host, evidence)| {
+            let peer_url = flag_value(&evidence.unit_file, "--initial-advertise-peer-urls")?;
+            let address = peer_url.split("://").nth(1)?.split(':').next()?.to_owned();
+            let token = flag_value(&evidence.unit_file, "--initial-cluster-token")
+                .unwrap_or_else(|| crate::topology::TUTORIAL_TOKEN.to_owned());
+            let id = member_id(&[&peer_url], &token);
+            let by = nodes
+                .iter()
+                .filter(|(other, _)| other != host)
+                .filter(|(other, _)| {
+                    shown_by
+                        .iter()
+                        .filter_map(|line| line.strip_prefix(&format!("{other}: ")))
+                        .any(|line| mentions(line, &address) || line.contains(&id))
+                })
+                .count();
+            (by > 0).then_some((by, host.as_str()))
+        })
+        .collect();
+    named.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    match named.as_slice() {
+        [(most, host), rest @ ..] if rest.first().is_none_or(|(next, _)| next < most) => {
+            Some((*host).to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// True when `line` holds `address` as a whole address (`10.240.0.1` is not in `10.240.0.12`).
+fn mentions(line: &str, address: &str) -> bool {
+    line.match_indices(address).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + address.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
+            && !after.is_some_and(|c| c.is_ascii_digit())
     })
 }
 

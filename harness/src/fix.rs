@@ -396,7 +396,7 @@ fn refused_member(nodes: &[(String, Evidence)], shown_by: &[String]) -> Option<S
             (by > 0).then_some((by, host.as_str()))
         })
         .collect();
-    named.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    named.sort_unstable_by_key(|(by, _)| std::cmp::Reverse(*by));
     match named.as_slice() {
         [(most, host), rest @ ..] if rest.first().is_none_or(|(next, _)| next < most) => {
             Some((*host).to_owned())

@@ -470,6 +470,59 @@ fn a_failed_run_keeps_its_artefacts_and_the_json_report_says_the_same_as_the_tex
 }
 
 #[test]
+fn run_fix_proves_the_fix_of_a_scenario_that_has_no_fix_table_and_says_when_nothing_failed() {
+    let port_in_use = std::fs::read_to_string(scenarios_dir().join("port-in-use.toml")).unwrap();
+    let without_fix = port_in_use
+        .split("\n# After the failure")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!without_fix.contains("[fix]"), "{without_fix}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("port-taken.toml");
+    std::fs::write(&file, in_tempdir(&without_fix)).unwrap();
+    let out = harness(&["run", file.to_str().unwrap(), "--fix"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    for shown in [
+        "diagnosis: port-in-use",
+        "fix 1 — the diagnosis's fix (port-in-use):",
+        "  on server: kill ",
+        "[ok  ] etcd.service on server after the fix: ActiveState=active",
+        "ok: the diagnosis's fix (port-in-use) repairs the failure, as the scenario says",
+    ] {
+        assert!(text.contains(shown), "`{shown}` missing:\n{text}");
+    }
+    // The holder's pid in the fix is the one `ss -tlnp` showed on the port.
+    let pid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("  on server: kill "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    assert!(text.contains(&format!("pid={pid},")), "{text}");
+
+    // Without a failure there is no fix to apply, and the run says so.
+    let healthy = dir.path().join("healthy.toml");
+    std::fs::write(
+        &healthy,
+        in_tempdir(
+            "description = \"healthy\"\nunit = \"../docker/units/etcd-tls.service\"\n\
+             [member]\nname = \"controller\"\npeer_url = \"http://127.0.0.1:2380\"\n\
+             client_url = \"https://127.0.0.1:2379\"\n[checks]\nmember_list = \"pass\"\n",
+        ),
+    )
+    .unwrap();
+    let out = harness(&["run", healthy.to_str().unwrap(), "--fix"], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("no fix applied: nothing failed: there is nothing to fix"),
+        "{text}"
+    );
+    assert!(!text.contains("fix 1 —"), "{text}");
+}
+
+#[test]
 fn a_fix_that_does_not_repair_the_failure_fails_the_run_showing_both_rounds() {
     // Two mistakes at once: a flag typo, and another process on etcd's port. The evidence shows
     // the typo (etcd exits on it before it binds), and its fix is right but not enough: etcd then

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use etcd_harness::downloads::EtcdSource;
 use etcd_harness::report;
-use etcd_harness::runner::{self, Harness, RunOptions};
+use etcd_harness::runner::{self, Fixes, Harness, RunOptions};
 use etcd_harness::scenario::Scenario;
 use rstest::{fixture, rstest};
 
@@ -32,8 +32,8 @@ async fn scenario_expectations_hold(
         keep: false,
         // A failed scenario keeps its artefacts (the report prints where).
         artefacts: Some(etcd_harness::artefacts::root()),
-        // A scenario's `[fix]` proves its fix; no other is applied.
-        fix: false,
+        // A scenario's `[fix]` proves its fix.
+        fixes: Fixes::AsScenario,
     };
     let report = runner::run(&harness, &scenario, &options)
         .await

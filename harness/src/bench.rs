@@ -22,7 +22,7 @@ use crate::forward::Forward;
 use crate::image;
 use crate::node::{Node, NodeError, NodeSpec};
 use crate::report::{Phase, Report};
-use crate::runner::{self, Harness, RunError, RunOptions};
+use crate::runner::{self, Fixes, Harness, RunError, RunOptions};
 use crate::scenario::{Expect, Scenario};
 use crate::wait::{poll_until, Probe};
 
@@ -257,7 +257,8 @@ pub async fn run(
         etcd: etcd.clone(),
         keep: false,
         artefacts: None,
-        fix: false,
+        // The bench times the bootstrap and its checks, not the proof of a fix.
+        fixes: Fixes::Never,
     };
     let mut table = BenchTable::new(&scenario.name, clusters);
     for round in 0..=rounds {

@@ -14,7 +14,7 @@ use crate::downloads::{self, EtcdSource};
 use crate::lint::{self, LintInput};
 use crate::node::NodeHandle;
 use crate::owner::Owner;
-use crate::runner::{self, Harness, RunOptions};
+use crate::runner::{self, Fixes, Harness, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::steps::Bootstrap;
 use crate::transcript::Transcript;
@@ -279,7 +279,11 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 etcd: common.etcd_source().await?,
                 keep,
                 artefacts: Some(crate::artefacts::root()),
-                fix,
+                fixes: if fix {
+                    Fixes::Always
+                } else {
+                    Fixes::AsScenario
+                },
             };
             reaper::start();
             let harness = Harness::prepare(&mut progress).await?;

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use crate::diagnose::Cause;
 use crate::downloads::{self, EtcdSource};
 use crate::report::Report;
-use crate::runner::{self, Harness, RunError, RunOptions};
+use crate::runner::{self, Fixes, Harness, RunError, RunOptions};
 use crate::scenario::Scenario;
 
 /// Runs at a time: they mostly wait on timeouts inside their nodes.
@@ -188,7 +188,7 @@ pub async fn run(
                 etcd: source.clone(),
                 keep: false,
                 artefacts: Some(crate::artefacts::root()),
-                fix: false,
+                fixes: Fixes::AsScenario,
             };
             async move {
                 let report = runner::run(harness, scenario, &options).await;

@@ -141,9 +141,21 @@ pub struct RunOptions {
     pub keep: bool,
     /// Where a failed run keeps its artefacts (a directory per run under it); `None`: nowhere.
     pub artefacts: Option<PathBuf>,
-    /// After the failure, apply the diagnosis's fix and run a healthy bootstrap's checks (as a
-    /// scenario's `[fix]` does).
-    pub fix: bool,
+    /// Whether fixes are applied after the failure.
+    pub fixes: Fixes,
+}
+
+/// Whether a run applies the diagnosis's fix after the failure, then runs a healthy bootstrap's
+/// checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fixes {
+    /// As the scenario says (`[fix]`).
+    #[default]
+    AsScenario,
+    /// Always (`run --fix`), also for a scenario without `[fix]`.
+    Always,
+    /// Never: the bootstrap and its failure alone (the bench times them).
+    Never,
 }
 
 /// Times the phases of a run.
@@ -260,7 +272,12 @@ pub async fn run(
         &mut watch,
     )
     .await?;
-    if options.fix || scenario.fix.is_some() {
+    let fix = match options.fixes {
+        Fixes::AsScenario => scenario.fix.is_some(),
+        Fixes::Always => true,
+        Fixes::Never => false,
+    };
+    if fix {
         crate::repair::prove(
             &cluster,
             scenario,

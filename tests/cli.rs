@@ -352,7 +352,7 @@ fn the_matrix_prints_scenarios_by_version_with_not_applicable_cells() {
     assert!(header[2].starts_with("debian:trixie (3.5."), "{stdout}");
     assert_eq!(
         row("tutorial-as-written")[1..],
-        ["pass", "pass"],
+        ["pass · fixed", "pass · fixed"],
         "{stdout}"
     );
     assert_eq!(row("upgrade-3.4-to-3.5")[1..], ["pass", "n.a."], "{stdout}");

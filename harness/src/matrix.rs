@@ -30,6 +30,8 @@ enum Outcome {
 struct Cell {
     outcome: Outcome,
     cause: Option<Cause>,
+    /// Whether the diagnosis's fix repaired the failure, when the run applied it.
+    fixed: Option<bool>,
     /// For a failed run: the expectations that did not hold.
     failing: Vec<String>,
 }
@@ -40,11 +42,13 @@ impl Cell {
             Err(e) => Self {
                 outcome: Outcome::Error(e.to_string()),
                 cause: None,
+                fixed: None,
                 failing: Vec::new(),
             },
             Ok(report) if report.not_applicable.is_some() => Self {
                 outcome: Outcome::NotApplicable,
                 cause: None,
+                fixed: None,
                 failing: Vec::new(),
             },
             Ok(report) => {
@@ -57,6 +61,13 @@ impl Cell {
                 if let Some(failure) = &report.failure {
                     failing.insert(0, failure.clone());
                 }
+                failing.extend(
+                    report
+                        .fixes
+                        .iter()
+                        .filter(|round| !round.holds())
+                        .map(|round| round.verdict()),
+                );
                 Self {
                     outcome: if report.holds() {
                         Outcome::Pass
@@ -64,6 +75,7 @@ impl Cell {
                         Outcome::Fail
                     },
                     cause: report.diagnosis.as_ref().map(|d| d.cause),
+                    fixed: report.fixes.last().map(|round| round.repaired()),
                     failing,
                 }
             }
@@ -77,10 +89,16 @@ impl Cell {
             Outcome::NotApplicable => "n.a.",
             Outcome::Error(_) => "ERROR",
         };
-        match self.cause.filter(|c| *c != Cause::Unknown) {
+        let mut label = match self.cause.filter(|c| *c != Cause::Unknown) {
             Some(cause) => format!("{outcome} · {cause}"),
             None => outcome.to_owned(),
+        };
+        match self.fixed {
+            Some(true) => label.push_str(" · fixed"),
+            Some(false) => label.push_str(" · fix fails"),
+            None => {}
         }
+        label
     }
 }
 
@@ -225,6 +243,7 @@ pub async fn run(
                         c.unwrap_or(Cell {
                             outcome: Outcome::Error("never reported".into()),
                             cause: None,
+                            fixed: None,
                             failing: Vec::new(),
                         })
                     })

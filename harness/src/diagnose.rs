@@ -186,16 +186,8 @@ pub struct Diagnosis {
     pub fix: Fix,
 }
 
-impl Diagnosis {
-    fn of(cause: Cause, shown_by: Vec<String>) -> Self {
-        Self {
-            cause,
-            shown_by,
-            per_node: Vec::new(),
-            fix: Fix::Advice(String::new()),
-        }
-    }
-}
+/// A cause and the evidence lines that show it, before its fix is made.
+type Found = (Cause, Vec<String>);
 
 impl Cause {
     /// How far a cause explains a cluster's failure: a member that cannot start, or whose
@@ -257,13 +249,17 @@ pub fn classify_nodes(nodes: &[(String, Evidence)]) -> Diagnosis {
 /// come first (they explain every later symptom), then what the unit state shows, then TLS
 /// rejections, then the absence of a listener.
 pub fn classify(evidence: &Evidence) -> Diagnosis {
-    let mut diagnosis = name_cause(evidence);
-    diagnosis.fix = fix::for_cause(diagnosis.cause, evidence, &diagnosis.shown_by);
-    diagnosis
+    let (cause, shown_by) = name_cause(evidence);
+    Diagnosis {
+        fix: fix::for_cause(cause, evidence, &shown_by),
+        cause,
+        shown_by,
+        per_node: Vec::new(),
+    }
 }
 
 /// The cause the evidence shows, and the lines that show it.
-fn name_cause(evidence: &Evidence) -> Diagnosis {
+fn name_cause(evidence: &Evidence) -> Found {
     // etcd 3.4 logs text and 3.5+ JSON: lines are matched, and shown, as text.
     let journal = |needles: &[&str]| -> Vec<String> {
         crate::etcdlog::lines(&evidence.journal)
@@ -272,9 +268,7 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
             .map(|line| line.trim().to_owned())
             .collect()
     };
-    let found = |cause, shown_by: Vec<String>| {
-        (!shown_by.is_empty()).then_some(Diagnosis::of(cause, shown_by))
-    };
+    let found = |cause, shown_by: Vec<String>| (!shown_by.is_empty()).then_some((cause, shown_by));
     let unit_missing = if evidence.unit_not_found {
         vec!["systemctl show etcd: LoadState=not-found".to_owned()]
     } else {
@@ -430,7 +424,7 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
         // The client refused etcd's certificate: the certificate itself says why.
         let cert = evidence.server_cert.as_ref();
         if cert.is_some_and(|c| c.expired) {
-            return Diagnosis::of(
+            return (
                 Cause::CertExpired,
                 [
                     vec!["/etc/etcd/kube-apiserver.crt: expired".to_owned()],
@@ -442,7 +436,7 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
         if let Some(cert) =
             cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost"))
         {
-            return Diagnosis::of(
+            return (
                 Cause::SanMismatch,
                 [
                     vec![format!(
@@ -454,7 +448,7 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
                 .concat(),
             );
         }
-        return Diagnosis::of(Cause::TlsUntrustedServer, bad_certificate);
+        return (Cause::TlsUntrustedServer, bad_certificate);
     }
     if let Some(diagnosis) = found(Cause::PlainHttpServer, plain_http_server) {
         return diagnosis;
@@ -466,7 +460,7 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
         .filter(|s| s.active != unit::ActiveState::Active);
     if not_listening {
         if let Some(state) = unit_down {
-            return Diagnosis::of(
+            return (
                 Cause::NotRunning,
                 vec![
                     format!("systemctl show etcd: {state}"),
@@ -475,7 +469,7 @@ fn name_cause(evidence: &Evidence) -> Diagnosis {
             );
         }
     }
-    Diagnosis::of(Cause::Unknown, unexplained(evidence))
+    (Cause::Unknown, unexplained(evidence))
 }
 
 /// What the evidence says when no cause fits, so that a diagnosis is never bare: etcd's last
@@ -784,6 +778,46 @@ mod tests {
                 Cause::Unknown,
                 "{version}"
             );
+        }
+    }
+
+    /// The fix each captured failure's evidence gives (3.4 and 3.5 alike), with what the rest of
+    /// a run's evidence would hold: the port's holder, the files of /etc/etcd, the unit as loaded.
+    #[test]
+    fn captured_failures_give_fixes_made_from_their_evidence() {
+        const HOLDER: &str = "LISTEN 0 5 127.0.0.1:2379 0.0.0.0:* users:((\"perl\",pid=91,fd=3))\n";
+        let etc_etcd = ["ca.crt", "kube-apiserver.crt", "kube-apiserver.key"].map(String::from);
+        let cases: [(&str, fn(&mut Evidence), &str); 8] = [
+            ("port-in-use", |e| e.listening = HOLDER.into(), "on server: kill 91 && systemctl restart etcd"),
+            (
+                "cert-path-wrong",
+                |e| e.unit_file = e.unit_file.replace("--cert-file=/etc/etcd/kube-apiserver.crt", "--cert-file=/etc/etcd/kubernetes.crt"),
+                "on server: sed -i 's|/etc/etcd/kubernetes.crt|/etc/etcd/kube-apiserver.crt|' /etc/systemd/system/etcd.service && systemctl daemon-reload && systemctl restart etcd",
+            ),
+            ("flag-typo", |_| {}, "on server: sed -i 's/--client-cert-auht\\b/--client-cert-auth/' /etc/systemd/system/etcd.service && systemctl daemon-reload && systemctl restart etcd"),
+            (
+                "key-unreadable-hardened",
+                |e| e.unit_file = e.unit_file.replace("[Service]", "[Service]\nUser=etcd"),
+                "on server: chmod 700 /var/lib/etcd && chmod 644 /etc/etcd/*.crt && chmod 600 /etc/etcd/*.key && chown etcd: /etc/etcd/*.key /var/lib/etcd && systemctl restart etcd",
+            ),
+            ("key-mismatch", |_| {}, "on the jumpbox: issue kube-apiserver.crt and kube-apiserver.key anew"),
+            ("tls-no-client-cert", |_| {}, "run the failing etcdctl command with --cert=/etc/etcd/kube-apiserver.crt --key=/etc/etcd/kube-apiserver.key"),
+            ("tls-client-distrusts-server", |_| {}, "run the failing etcdctl command with --cacert=/etc/etcd/ca.crt"),
+            ("tls-plain-http-to-https-port", |_| {}, "run the failing etcdctl command with --endpoints=https://127.0.0.1:2379 --cacert=/etc/etcd/ca.crt --cert="),
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/journal");
+        for version in ["3.4", "3.5"] {
+            for (scenario, adjust, fix) in cases {
+                let file = dir.join(version).join(format!("{scenario}.log"));
+                let mut evidence = with_journal(&std::fs::read_to_string(&file).unwrap());
+                evidence.host = "server".into();
+                evidence.unit_file =
+                    format!("# /etc/systemd/system/etcd.service\n{}", evidence.unit_file);
+                evidence.etc_etcd = etc_etcd.to_vec();
+                adjust(&mut evidence);
+                let found = classify(&evidence).fix.to_string();
+                assert!(found.starts_with(fix), "{version}/{scenario}: {found}");
+            }
         }
     }
 

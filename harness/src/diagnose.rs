@@ -787,7 +787,9 @@ mod tests {
     fn captured_failures_give_fixes_made_from_their_evidence() {
         const HOLDER: &str = "LISTEN 0 5 127.0.0.1:2379 0.0.0.0:* users:((\"perl\",pid=91,fd=3))\n";
         let etc_etcd = ["ca.crt", "kube-apiserver.crt", "kube-apiserver.key"].map(String::from);
-        let cases: [(&str, fn(&mut Evidence), &str); 8] = [
+        /// A scenario, what its run's other evidence holds, and the fix's start.
+        type Case = (&'static str, fn(&mut Evidence), &'static str);
+        let cases: [Case; 8] = [
             ("port-in-use", |e| e.listening = HOLDER.into(), "on server: kill 91 && systemctl restart etcd"),
             (
                 "cert-path-wrong",

@@ -27,8 +27,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// ends the wait at once).
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(95);
 
-/// Applies the fixes `scenario` asks for (all when `asked`, by `run --fix`, even without `[fix]`)
-/// after its failure, and records each round in `report`.
+/// What proving a fix works with: the run's nodes, its scenario and jumpbox, the PKI that issues a
+/// certificate anew, and the etcd version under test.
+struct Proof<'a> {
+    cluster: &'a Cluster,
+    scenario: &'a Scenario,
+    jumpbox: &'a Path,
+    pki: &'a mut Pki,
+    version: Option<&'a Version>,
+}
+
+/// Applies the fixes the scenario's `[fix]` asks for (the diagnosis's alone when it has none, as
+/// `run --fix` does) after its failure, and records each round in `report`.
 pub async fn prove(
     cluster: &Cluster,
     scenario: &Scenario,
@@ -57,19 +67,28 @@ pub async fn prove(
         }
         return Ok(());
     };
+    let mut proof = Proof {
+        cluster,
+        scenario,
+        jumpbox,
+        pki,
+        version,
+    };
     let host = diagnosed_host(&diagnosis.fix).unwrap_or_else(|| cluster.first().host().to_owned());
     if let Some(expect) = spec.seed {
         match fix::seed_fix(diagnosis.cause, &host) {
             Some(seed) => {
-                let title = "the seed's own fix".to_owned();
-                let round = round(cluster, scenario, jumpbox, pki, version, report, &title, seed, expect, None).await?;
+                let round = proof
+                    .round(report, "the seed's own fix".into(), seed, expect, None)
+                    .await?;
                 report.fixes.push(round);
             }
             None => report.checks.push(CheckResult::observed(
                 "the seed's own fix",
                 false,
                 format!(
-                    "the scenario says whether the seed's fix repairs the failure, but the seed gives no fix for `{}`",
+                    "the scenario says whether the seed's fix repairs the failure, but the seed \
+                     gives no fix for `{}`",
                     diagnosis.cause
                 ),
                 vec!["remove `seed` from `[fix]`".into()],
@@ -77,19 +96,15 @@ pub async fn prove(
         }
     }
     let title = format!("the diagnosis's fix ({})", diagnosis.cause);
-    let round = round(
-        cluster,
-        scenario,
-        jumpbox,
-        pki,
-        version,
-        report,
-        &title,
-        diagnosis.fix.clone(),
-        Repairs::Repairs,
-        spec.name.as_deref(),
-    )
-    .await?;
+    let round = proof
+        .round(
+            report,
+            title,
+            diagnosis.fix.clone(),
+            Repairs::Repairs,
+            spec.name.as_deref(),
+        )
+        .await?;
     report.fixes.push(round);
     Ok(())
 }
@@ -115,107 +130,100 @@ fn diagnosed_host(fix: &Fix) -> Option<String> {
     })
 }
 
-/// Applies `fix` and runs a healthy bootstrap's checks after it.
-#[allow(clippy::too_many_arguments)]
-async fn round(
-    cluster: &Cluster,
-    scenario: &Scenario,
-    jumpbox: &Path,
-    pki: &mut Pki,
-    version: Option<&Version>,
-    report: &mut Report,
-    title: &str,
-    fix: Fix,
-    expect: Repairs,
-    name: Option<&str>,
-) -> Result<FixRound, RunError> {
-    let mut round = FixRound {
-        title: title.to_owned(),
-        fix,
-        expect,
-        checks: Vec::new(),
-    };
-    let Fix::Steps(steps) = &round.fix else {
-        return Ok(round);
-    };
-    let label = format!("Fix: {title}");
-    let mut checks = apply(
-        steps,
-        cluster,
-        scenario,
-        jumpbox,
-        pki,
-        &label,
-        &mut report.transcript,
-    )
-    .await?;
-    let healthy = scenario.healthy(round.fix.retry(), name);
-    checks.extend(recheck(cluster, &healthy, pki, version, &mut report.transcript).await?);
-    round.checks = checks;
-    Ok(round)
+impl Proof<'_> {
+    /// Applies `fix` and runs a healthy bootstrap's checks after it (the first member named
+    /// `name`, where the fix renames it).
+    async fn round(
+        &mut self,
+        report: &mut Report,
+        title: String,
+        fix: Fix,
+        expect: Repairs,
+        name: Option<&str>,
+    ) -> Result<FixRound, RunError> {
+        let Fix::Steps(steps) = &fix else {
+            return Ok(FixRound {
+                title,
+                fix,
+                expect,
+                checks: Vec::new(),
+            });
+        };
+        let label = format!("Fix: {title}");
+        let transcript = &mut report.transcript;
+        let mut checks = self.apply(steps, &label, transcript).await?;
+        let healthy = self.scenario.healthy(fix.retry(), name);
+        checks.extend(recheck(self.cluster, &healthy, self.pki, self.version, transcript).await?);
+        Ok(FixRound {
+            title,
+            fix,
+            expect,
+            checks,
+        })
+    }
 }
 
-/// Carries out a fix's steps in order; a command that exits non-zero is a failed check (the steps
-/// after it still run, as a reader would go on).
-async fn apply(
-    steps: &[FixStep],
-    cluster: &Cluster,
-    scenario: &Scenario,
-    jumpbox: &Path,
-    pki: &mut Pki,
-    label: &str,
-    transcript: &mut Transcript,
-) -> Result<Vec<CheckResult>, RunError> {
-    let nodes: Vec<_> = cluster.nodes().collect();
-    let mut failed = Vec::new();
-    for step in steps {
-        let entries = match step {
-            FixStep::Run { on, command } => {
-                let node = cluster.node(on).unwrap_or_else(|| cluster.first());
-                let out = node.shell(command, COMMAND_TIMEOUT).await?;
-                vec![Entry::of_exec(label, node.host(), command, out)]
+impl Proof<'_> {
+    /// Carries out a fix's steps in order; a command that exits non-zero is a failed check (the steps
+    /// after it still run, as a reader would go on).
+    async fn apply(
+        &mut self,
+        steps: &[FixStep],
+        label: &str,
+        transcript: &mut Transcript,
+    ) -> Result<Vec<CheckResult>, RunError> {
+        let (cluster, jumpbox) = (self.cluster, self.jumpbox);
+        let nodes: Vec<_> = cluster.nodes().collect();
+        let mut failed = Vec::new();
+        for step in steps {
+            let entries = match step {
+                FixStep::Run { on, command } => {
+                    let node = cluster.node(on).unwrap_or_else(|| cluster.first());
+                    let out = node.shell(command, COMMAND_TIMEOUT).await?;
+                    vec![Entry::of_exec(label, node.host(), command, out)]
+                }
+                FixStep::Scp { on, files } => {
+                    let command = format!("scp {} root@{on}:~/", files.join(" "));
+                    let scp = Step {
+                        name: label.to_owned(),
+                        on: Target::Jumpbox,
+                        command: command.clone(),
+                        line: 0,
+                        action: steps::Action::Scp {
+                            sources: files.clone(),
+                            to: on.clone(),
+                            dir: "/root".into(),
+                        },
+                    };
+                    steps::run_on(&scp, &nodes, jumpbox).await?
+                }
+                FixStep::Reissue(which) => {
+                    let start = Instant::now();
+                    reissue(which, self.scenario, jumpbox, self.pki)?;
+                    vec![Entry::done(
+                        label,
+                        Host::Jumpbox,
+                        step.to_string(),
+                        start.elapsed(),
+                    )]
+                }
+                // The client's fix changes the failing command, which the checks run again.
+                FixStep::Retry { .. } => Vec::new(),
+            };
+            for entry in entries {
+                if !entry.succeeded() {
+                    failed.push(CheckResult::observed(
+                        &format!("fix step `{}`", entry.command),
+                        false,
+                        format!("exit {}", entry.exit_code),
+                        entry.output().lines().take(3).map(String::from).collect(),
+                    ));
+                }
+                transcript.push(entry);
             }
-            FixStep::Scp { on, files } => {
-                let command = format!("scp {} root@{on}:~/", files.join(" "));
-                let scp = Step {
-                    name: label.to_owned(),
-                    on: Target::Jumpbox,
-                    command: command.clone(),
-                    line: 0,
-                    action: steps::Action::Scp {
-                        sources: files.clone(),
-                        to: on.clone(),
-                        dir: "/root".into(),
-                    },
-                };
-                steps::run_on(&scp, &nodes, jumpbox).await?
-            }
-            FixStep::Reissue(which) => {
-                let start = Instant::now();
-                reissue(which, scenario, jumpbox, pki)?;
-                vec![Entry::done(
-                    label,
-                    Host::Jumpbox,
-                    step.to_string(),
-                    start.elapsed(),
-                )]
-            }
-            // The client's fix changes the failing command, which the checks run again.
-            FixStep::Retry { .. } => Vec::new(),
-        };
-        for entry in entries {
-            if !entry.succeeded() {
-                failed.push(CheckResult::observed(
-                    &format!("fix step `{}`", entry.command),
-                    false,
-                    format!("exit {}", entry.exit_code),
-                    entry.output().lines().take(3).map(String::from).collect(),
-                ));
-            }
-            transcript.push(entry);
         }
+        Ok(failed)
     }
-    Ok(failed)
 }
 
 /// Issues a certificate anew with the run's CA and writes it where the bootstrap copies it from.

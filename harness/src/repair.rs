@@ -161,9 +161,7 @@ impl Proof<'_> {
             checks,
         })
     }
-}
 
-impl Proof<'_> {
     /// Carries out a fix's steps in order; a command that exits non-zero is a failed check (the steps
     /// after it still run, as a reader would go on).
     async fn apply(
@@ -183,11 +181,10 @@ impl Proof<'_> {
                     vec![Entry::of_exec(label, node.host(), command, out)]
                 }
                 FixStep::Scp { on, files } => {
-                    let command = format!("scp {} root@{on}:~/", files.join(" "));
                     let scp = Step {
                         name: label.to_owned(),
                         on: Target::Jumpbox,
-                        command: command.clone(),
+                        command: format!("scp {} root@{on}:~/", files.join(" ")),
                         line: 0,
                         action: steps::Action::Scp {
                             sources: files.clone(),

@@ -42,6 +42,8 @@ pub enum FixStep {
     /// The failing etcdctl command again, with flags set (added, or replacing the flag's value)
     /// and flags removed.
     Retry {
+        /// The failing command, as the evidence shows it (empty when it does not).
+        command: String,
         /// `--flag=value` words to set.
         set: Vec<String>,
         /// Flags to remove (`--cacert`).
@@ -111,7 +113,10 @@ impl fmt::Display for FixStep {
                  gives it (serverAuth and clientAuth, valid now)",
                 which.files().join(" and ")
             ),
-            Self::Retry { set, remove } => {
+            Self::Retry { command, .. } if !command.is_empty() => {
+                write!(f, "run `{}` instead", self.rewrite(command))
+            }
+            Self::Retry { set, remove, .. } => {
                 let mut parts = Vec::new();
                 if !set.is_empty() {
                     parts.push(format!("with {}", set.join(" ")));
@@ -134,7 +139,7 @@ impl fmt::Display for Fix {
 impl FixStep {
     /// `command` with this step's flags set and removed; other steps leave it as it is.
     pub fn rewrite(&self, command: &str) -> String {
-        let Self::Retry { set, remove } = self else {
+        let Self::Retry { set, remove, .. } = self else {
             return command.to_owned();
         };
         let flag_of = |word: &str| word.split('=').next().unwrap_or(word).to_owned();
@@ -238,11 +243,13 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
         Cause::TlsNoClientCert | Cause::TlsUnknownCa => {
             let tls = ClientFlags::of(&evidence.unit_file);
             vec![FixStep::Retry {
+                command: evidence.command.clone(),
                 set: vec![tls.cert, tls.key],
                 remove: Vec::new(),
             }]
         }
         Cause::TlsUntrustedServer => vec![FixStep::Retry {
+            command: evidence.command.clone(),
             set: vec![ClientFlags::of(&evidence.unit_file).cacert],
             remove: Vec::new(),
         }],
@@ -250,6 +257,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
             let tls = ClientFlags::of(&evidence.unit_file);
             let endpoint = client_endpoint(&evidence.unit_file, "https://");
             vec![FixStep::Retry {
+                command: evidence.command.clone(),
                 set: vec![format!("--endpoints={endpoint}"), tls.cacert, tls.cert, tls.key],
                 remove: Vec::new(),
             }]
@@ -257,6 +265,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
         Cause::PlainHttpServer => {
             let endpoint = client_endpoint(&evidence.unit_file, "http://");
             vec![FixStep::Retry {
+                command: evidence.command.clone(),
                 set: vec![format!("--endpoints={endpoint}")],
                 remove: ["--cacert", "--cert", "--key"].map(String::from).to_vec(),
             }]
@@ -598,6 +607,7 @@ mod tests {
     #[test]
     fn a_retry_sets_replaces_and_removes_flags() {
         let add = FixStep::Retry {
+            command: String::new(),
             set: vec!["--cacert=/etc/etcd/ca.crt".into()],
             remove: Vec::new(),
         };
@@ -606,6 +616,7 @@ mod tests {
             "etcdctl member list --cacert=/etc/etcd/ca.crt"
         );
         let replace = FixStep::Retry {
+            command: "etcdctl get x --cacert=/etc/etcd/ca.crt".into(),
             set: vec!["--cert=/etc/etcd/kube-apiserver.crt".into()],
             remove: vec!["--key".into()],
         };
@@ -614,6 +625,15 @@ mod tests {
                 "etcdctl get x --cert=/root/faulty/c.crt --key /root/faulty/c.key -w json"
             ),
             "etcdctl get x -w json --cert=/etc/etcd/kube-apiserver.crt"
+        );
+        // Printed as the command to run instead, when the evidence has the failing one.
+        assert_eq!(
+            replace.to_string(),
+            "run `etcdctl get x --cacert=/etc/etcd/ca.crt --cert=/etc/etcd/kube-apiserver.crt` instead"
+        );
+        assert_eq!(
+            add.to_string(),
+            "run the failing etcdctl command with --cacert=/etc/etcd/ca.crt"
         );
     }
 

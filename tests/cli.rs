@@ -553,6 +553,10 @@ fn a_fix_that_does_not_repair_the_failure_fails_the_run_showing_both_rounds() {
         (round["repaired"].as_bool(), round["holds"].as_bool()),
         (Some(false), Some(false))
     );
+    // The same fix for machines: the command, where it runs.
+    assert_eq!(round["fix_steps"][0]["kind"], "run");
+    assert_eq!(round["fix_steps"][0]["on"], "server");
+    assert_eq!(report["diagnosis"]["fix_steps"], round["fix_steps"]);
     let steps = round["steps"].to_string();
     assert!(
         steps.contains("--client-cert-auht") && steps.contains("daemon-reload"),

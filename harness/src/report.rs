@@ -211,6 +211,7 @@ pub fn to_json(report: &Report) -> serde_json::Value {
             "cause": d.cause.to_string(),
             "explanation": d.cause.explanation(),
             "fix": d.fix.lines(),
+            "fix_steps": fix_steps(&d.fix),
             "evidence": d.shown_by,
             "per_node": d.per_node.iter().map(|(host, cause)| json!({"host": host, "cause": cause.to_string()})).collect::<Vec<_>>(),
         })
@@ -251,6 +252,7 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         "fixes": report.fixes.iter().map(|round| json!({
             "fix": round.title,
             "steps": round.fix.lines(),
+            "fix_steps": fix_steps(&round.fix),
             "expected": crate::names::Named::name(round.expect),
             "repaired": round.repaired(),
             "holds": round.holds(),
@@ -272,6 +274,33 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         })),
         "artefacts": report.artefacts,
     })
+}
+
+/// A fix's steps for machines: what each does and where (none for advice, which is not applied).
+fn fix_steps(fix: &Fix) -> serde_json::Value {
+    use crate::fix::FixStep;
+    use serde_json::json;
+    let Fix::Steps(steps) = fix else {
+        return json!([]);
+    };
+    steps
+        .iter()
+        .map(|step| match step {
+            FixStep::Run { on, command } => json!({"kind": "run", "on": on, "command": command}),
+            FixStep::Scp { on, files } => json!({"kind": "scp", "on": on, "files": files}),
+            FixStep::Reissue(which) => json!({"kind": "reissue", "files": which.files()}),
+            FixStep::Retry {
+                command,
+                set,
+                remove,
+            } => json!({
+                "kind": "retry",
+                "command": (!command.is_empty()).then(|| step.rewrite(command)),
+                "set": set,
+                "remove": remove,
+            }),
+        })
+        .collect()
 }
 
 /// The report as text.

@@ -209,13 +209,13 @@ impl Cause {
 /// explains most (see [`Cause::weight`]; the first member's on a tie), its evidence behind its
 /// node's host name, and with it the other members' evidence for the same cause and what each
 /// member's own evidence shows. With one member this is [`classify`].
-pub fn classify_nodes(nodes: &[(String, Evidence)]) -> Diagnosis {
-    if let [(_, evidence)] = nodes {
+pub fn classify_nodes(nodes: &[Evidence]) -> Diagnosis {
+    if let [evidence] = nodes {
         return classify(evidence);
     }
     let found: Vec<(&str, Diagnosis)> = nodes
         .iter()
-        .map(|(host, evidence)| (host.as_str(), classify(evidence)))
+        .map(|evidence| (evidence.host.as_str(), classify(evidence)))
         .collect();
     let cause = found
         .iter()
@@ -453,7 +453,7 @@ fn name_cause(evidence: &Evidence) -> Found {
     if let Some(diagnosis) = found(Cause::PlainHttpServer, plain_http_server) {
         return diagnosis;
     }
-    let not_listening = !evidence.listening.contains(":2379 ");
+    let not_listening = listening_on(&evidence.listening, 2379).is_none();
     let unit_down = evidence
         .unit_state
         .as_ref()
@@ -508,16 +508,7 @@ fn unexplained(evidence: &Evidence) -> Vec<String> {
     if let Some(state) = &evidence.unit_state {
         lines.push(format!("systemctl show etcd: {state}"));
     }
-    let port = listen_client_urls(&evidence.unit_file)
-        .iter()
-        .find_map(|url| {
-            url.rsplit(':')
-                .next()?
-                .trim_end_matches('/')
-                .parse::<u16>()
-                .ok()
-        })
-        .unwrap_or(2379);
+    let port = client_port(&evidence.unit_file);
     lines.push(listener(
         &evidence.listening,
         port,
@@ -528,17 +519,10 @@ fn unexplained(evidence: &Evidence) -> Vec<String> {
 
 /// Who listens on `port`, as `ss -tlnp` shows it, and whether it is the unit's main process.
 fn listener(listening: &str, port: u16, state: Option<&UnitState>) -> String {
-    let needle = format!(":{port} ");
-    let Some(line) = listening.lines().find(|l| l.contains(&needle)) else {
+    let Some(line) = listening_on(listening, port) else {
         return format!("ss -tlnp: nothing listens on port {port}");
     };
-    // users:(("etcd",pid=123,fd=7))
-    let holder = line.split_once("users:((\"").and_then(|(_, rest)| {
-        let (name, rest) = rest.split_once('"')?;
-        let pid = rest.split_once("pid=")?.1.split([',', ')']).next()?;
-        Some((name.to_owned(), pid.parse::<u32>().ok()?))
-    });
-    match (holder, state) {
+    match (holder(line), state) {
         (Some((name, pid)), Some(state)) if pid == state.main_pid => {
             format!("ss -tlnp: port {port} is held by pid {pid} ({name}), the unit's main process")
         }
@@ -553,6 +537,34 @@ fn listener(listening: &str, port: u16, state: Option<&UnitState>) -> String {
             line.trim()
         ),
     }
+}
+
+/// The port of the unit's first `--listen-client-urls` that names one (default etcd's 2379).
+pub(crate) fn client_port(unit_file: &str) -> u16 {
+    listen_client_urls(unit_file)
+        .iter()
+        .find_map(|url| {
+            url.rsplit(':')
+                .next()?
+                .trim_end_matches('/')
+                .parse::<u16>()
+                .ok()
+        })
+        .unwrap_or(2379)
+}
+
+/// The line of `ss -tlnp` for a socket listening on `port`.
+pub(crate) fn listening_on(listening: &str, port: u16) -> Option<&str> {
+    let needle = format!(":{port} ");
+    listening.lines().find(|l| l.contains(&needle))
+}
+
+/// The process an `ss -tlnp` line names (`users:(("etcd",pid=123,fd=7))`): its name and pid.
+pub(crate) fn holder(line: &str) -> Option<(String, u32)> {
+    let (_, rest) = line.split_once("users:((\"")?;
+    let (name, rest) = rest.split_once('"')?;
+    let pid = rest.split_once("pid=")?.1.split([',', ')']).next()?;
+    Some((name.to_owned(), pid.parse().ok()?))
 }
 
 /// The address a journal line says it dialled (`dial tcp 10.240.0.11:2380`), to show each peer
@@ -587,25 +599,12 @@ fn listen_client_urls(unit_file: &str) -> Vec<String> {
     flag_values(unit_file, "--listen-client-urls")
 }
 
-/// The comma-separated values of `flag` in a unit file's text (either `--flag v` or `--flag=v`).
+/// The comma-separated values of `flag` (`--name`) in the unit's ExecStart, read as systemd
+/// joins its lines and as etcd takes its flags (the lint's reading).
 pub(crate) fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
-    let words: Vec<&str> = unit_file
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .flat_map(|l| l.split_whitespace())
-        .collect();
-    let mut urls = Vec::new();
-    for (i, word) in words.iter().enumerate() {
-        let value = match word.strip_prefix(flag) {
-            Some("") => words.get(i + 1).copied(),
-            Some(rest) => rest.strip_prefix('='),
-            None => None,
-        };
-        if let Some(value) = value {
-            urls.extend(value.split(',').map(String::from));
-        }
-    }
-    urls
+    crate::lint::exec_flag(unit_file, flag.trim_start_matches('-'))
+        .map(|value| value.split(',').map(String::from).collect())
+        .unwrap_or_default()
 }
 
 /// Collects the evidence of a failure of `command` (which printed `output`) from `node`, with the
@@ -861,18 +860,17 @@ mod tests {
                     .map(|e| e.unwrap().file_name().to_string_lossy().replace(".log", ""))
                     .collect();
                 hosts.sort();
-                let nodes: Vec<(String, Evidence)> = hosts
+                let nodes: Vec<Evidence> = hosts
                     .iter()
                     .enumerate()
                     .map(|(i, host)| {
                         let file = dir.join(version).join(scenario).join(format!("{host}.log"));
-                        let evidence = Evidence {
+                        Evidence {
                             host: host.clone(),
                             journal: std::fs::read_to_string(file).unwrap(),
                             unit_file: unit_of(&unit_file, host, i),
                             ..Evidence::default()
-                        };
-                        (host.clone(), evidence)
+                        }
                     })
                     .collect();
                 let diagnosis = classify_nodes(&nodes);
@@ -943,10 +941,14 @@ mod tests {
         let unreachable = with_journal(
             "health check for peer 3a57933972cb5131 could not connect: dial tcp 10.240.0.12:2380: connect: connection refused",
         );
+        let on = |host: &str, evidence: Evidence| Evidence {
+            host: host.into(),
+            ..evidence
+        };
         let nodes = [
-            ("controller-0".to_owned(), unreachable),
-            ("controller-1".to_owned(), quiet()),
-            ("controller-2".to_owned(), stopped),
+            on("controller-0", unreachable),
+            on("controller-1", quiet()),
+            on("controller-2", stopped),
         ];
         // The stopped member explains why its peer cannot reach it (whether or not the peer has
         // logged so yet: measured both ways in cluster-one-down).
@@ -1104,11 +1106,13 @@ mod tests {
     #[test]
     fn listen_client_urls_reads_both_flag_spellings_and_lists() {
         assert_eq!(
-            listen_client_urls("ExecStart=etcd --listen-client-urls=https://a:1,http://b:2"),
+            listen_client_urls(
+                "[Service]\nExecStart=etcd --listen-client-urls=https://a:1,http://b:2"
+            ),
             ["https://a:1", "http://b:2"]
         );
         assert_eq!(
-            listen_client_urls("ExecStart=etcd \\\n  --listen-client-urls http://c:3 \\"),
+            listen_client_urls("[Service]\nExecStart=etcd \\\n  --listen-client-urls http://c:3\n"),
             ["http://c:3"]
         );
     }

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use crate::diagnose::{flag_values, Cause, Evidence};
+use crate::diagnose::{client_port, flag_values, holder, listening_on, Cause, Evidence};
 use crate::topology::member_id;
 
 /// Where the seed's bootstrap leaves the unit, when `systemctl cat` does not say.
@@ -177,6 +177,13 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
     let unit = unit_path(&evidence.unit_file);
     let reload_restart = "systemctl daemon-reload && systemctl restart etcd";
     let advice = |text: &str| Fix::Advice(text.to_owned());
+    // The client's fix: the failing command with these flags set, those removed.
+    let retry = |set: Vec<String>, remove: &[&str]| FixStep::Retry {
+        command: evidence.command.clone(),
+        set,
+        remove: remove.iter().map(|f| (*f).to_owned()).collect(),
+    };
+    let tls = ClientFlags::of(&evidence.unit_file);
     let steps = match cause {
         Cause::UnitMissing => vec![run(
             "mv etcd.service /etc/systemd/system/ && systemctl daemon-reload && systemctl enable --now etcd".into(),
@@ -216,7 +223,8 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
                 .and_then(|(before, _)| before.rsplit(':').next()?.parse::<u16>().ok())
                 .unwrap_or(2379);
             let main = evidence.unit_state.as_ref().map_or(0, |s| s.main_pid);
-            match holder(&evidence.listening, port).filter(|pid| *pid != main) {
+            let holder = listening_on(&evidence.listening, port).and_then(holder);
+            match holder.map(|(_, pid)| pid).filter(|pid| *pid != main) {
                 Some(pid) => vec![run(format!("kill {pid} && systemctl restart etcd"))],
                 None => return advice("find the holder with `ss -tlnp | grep 2379`, stop it, then systemctl restart etcd"),
             }
@@ -240,35 +248,17 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
             None => return advice("make --cert-file/--key-file/--trusted-ca-file name the files in /etc/etcd, then systemctl daemon-reload && systemctl restart etcd"),
         },
         Cause::StaleUnit => vec![run(reload_restart.into())],
-        Cause::TlsNoClientCert | Cause::TlsUnknownCa => {
-            let tls = ClientFlags::of(&evidence.unit_file);
-            vec![FixStep::Retry {
-                command: evidence.command.clone(),
-                set: vec![tls.cert, tls.key],
-                remove: Vec::new(),
-            }]
-        }
-        Cause::TlsUntrustedServer => vec![FixStep::Retry {
-            command: evidence.command.clone(),
-            set: vec![ClientFlags::of(&evidence.unit_file).cacert],
-            remove: Vec::new(),
-        }],
+        Cause::TlsNoClientCert | Cause::TlsUnknownCa => vec![retry(vec![tls.cert, tls.key], &[])],
+        Cause::TlsUntrustedServer => vec![retry(vec![tls.cacert], &[])],
         Cause::TlsPlainHttp => {
-            let tls = ClientFlags::of(&evidence.unit_file);
             let endpoint = client_endpoint(&evidence.unit_file, "https://");
-            vec![FixStep::Retry {
-                command: evidence.command.clone(),
-                set: vec![format!("--endpoints={endpoint}"), tls.cacert, tls.cert, tls.key],
-                remove: Vec::new(),
-            }]
+            let set = vec![format!("--endpoints={endpoint}"), tls.cacert, tls.cert, tls.key];
+            vec![retry(set, &[])]
         }
         Cause::PlainHttpServer => {
             let endpoint = client_endpoint(&evidence.unit_file, "http://");
-            vec![FixStep::Retry {
-                command: evidence.command.clone(),
-                set: vec![format!("--endpoints={endpoint}")],
-                remove: ["--cacert", "--cert", "--key"].map(String::from).to_vec(),
-            }]
+            let set = vec![format!("--endpoints={endpoint}")];
+            vec![retry(set, &["--cacert", "--cert", "--key"])]
         }
         Cause::NotRunning => {
             let enabled = evidence
@@ -322,60 +312,34 @@ fn cause_advice(cause: Cause) -> &'static str {
 /// The fix for a cluster's cause, made from every member's evidence: a lost quorum is repaired by
 /// starting the members that are down; a certificate its peers refuse, by issuing that member's
 /// anew. `None` when one member's fix is the cluster's.
-pub fn for_cluster(cause: Cause, nodes: &[(String, Evidence)], shown_by: &[String]) -> Option<Fix> {
+pub fn for_cluster(cause: Cause, nodes: &[Evidence], shown_by: &[String]) -> Option<Fix> {
+    let advice = || Fix::Advice(cause_advice(cause).into());
     match cause {
         Cause::QuorumLost => {
             let down: Vec<FixStep> = nodes
                 .iter()
-                .filter(|(_, e)| {
+                .filter(|e| {
                     e.unit_state
                         .as_ref()
                         .is_some_and(|s| s.active != crate::unit::ActiveState::Active)
                 })
-                .map(|(host, _)| FixStep::Run {
-                    on: host.clone(),
+                .map(|e| FixStep::Run {
+                    on: e.host.clone(),
                     command: "systemctl start etcd".into(),
                 })
                 .collect();
             Some(if down.is_empty() {
-                Fix::Advice(cause_advice(cause).into())
+                advice()
             } else {
                 Fix::Steps(down)
             })
         }
-        Cause::PeerUnknownCa | Cause::PeerSanMismatch | Cause::PeerNoClientAuth => {
-            Some(match refused_member(nodes, shown_by) {
-                Some(host) => {
-                    let reissue = Reissue::Member(host.clone());
-                    Fix::Steps(vec![
-                        FixStep::Scp {
-                            on: host.clone(),
-                            files: reissue.files(),
-                        },
-                        FixStep::Run {
-                            on: host.clone(),
-                            command: "cp kubernetes.crt kubernetes.key /etc/etcd/ && systemctl restart etcd".into(),
-                        },
-                    ])
-                    .with_reissue(reissue)
-                }
-                None => Fix::Advice(cause_advice(cause).into()),
-            })
-        }
+        Cause::PeerUnknownCa | Cause::PeerSanMismatch | Cause::PeerNoClientAuth => Some(
+            refused_member(nodes, shown_by).map_or_else(advice, |refused| {
+                Fix::Steps(reinstall_identity(&refused.unit_file, &refused.host))
+            }),
+        ),
         _ => None,
-    }
-}
-
-impl Fix {
-    /// This fix with a certificate issued anew before its steps.
-    fn with_reissue(self, reissue: Reissue) -> Self {
-        match self {
-            Self::Steps(mut steps) => {
-                steps.insert(0, FixStep::Reissue(reissue));
-                Self::Steps(steps)
-            }
-            advice => advice,
-        }
     }
 }
 
@@ -383,10 +347,10 @@ impl Fix {
 /// address (`rejected connection from "10.240.0.12:…"` on 3.4, `(from 10.240.0.12:…)` on 3.5,
 /// `valid for 127.0.0.1, not 10.240.0.12`) or by member ID (`peer 3a57…`). The refused member's
 /// own lines name its peers too, but only it does: its peers both name it. `None` on a tie.
-fn refused_member(nodes: &[(String, Evidence)], shown_by: &[String]) -> Option<String> {
-    let mut named: Vec<(usize, &str)> = nodes
+fn refused_member<'a>(nodes: &'a [Evidence], shown_by: &[String]) -> Option<&'a Evidence> {
+    let mut named: Vec<(usize, &Evidence)> = nodes
         .iter()
-        .filter_map(|(host, evidence)| {
+        .filter_map(|evidence| {
             let peer_url = flag_value(&evidence.unit_file, "--initial-advertise-peer-urls")?;
             let address = peer_url.split("://").nth(1)?.split(':').next()?.to_owned();
             let token = flag_value(&evidence.unit_file, "--initial-cluster-token")
@@ -394,21 +358,21 @@ fn refused_member(nodes: &[(String, Evidence)], shown_by: &[String]) -> Option<S
             let id = member_id(&[&peer_url], &token);
             let by = nodes
                 .iter()
-                .filter(|(other, _)| other != host)
-                .filter(|(other, _)| {
+                .filter(|other| other.host != evidence.host)
+                .filter(|other| {
                     shown_by
                         .iter()
-                        .filter_map(|line| line.strip_prefix(&format!("{other}: ")))
+                        .filter_map(|line| line.strip_prefix(&format!("{}: ", other.host)))
                         .any(|line| mentions(line, &address) || line.contains(&id))
                 })
                 .count();
-            (by > 0).then_some((by, host.as_str()))
+            (by > 0).then_some((by, evidence))
         })
         .collect();
     named.sort_unstable_by_key(|(by, _)| std::cmp::Reverse(*by));
     match named.as_slice() {
-        [(most, host), rest @ ..] if rest.first().is_none_or(|(next, _)| next < most) => {
-            Some((*host).to_owned())
+        [(most, refused), rest @ ..] if rest.first().is_none_or(|(next, _)| next < most) => {
+            Some(refused)
         }
         _ => None,
     }
@@ -474,18 +438,6 @@ fn flag_value(unit_file: &str, flag: &str) -> Option<String> {
     flag_values(unit_file, flag).into_iter().next()
 }
 
-/// The pid `ss -tlnp` shows listening on `port` (`users:(("perl",pid=123,fd=3))`).
-fn holder(listening: &str, port: u16) -> Option<u32> {
-    let needle = format!(":{port} ");
-    let line = listening.lines().find(|l| l.contains(&needle))?;
-    line.split_once("pid=")?
-        .1
-        .split([',', ')'])
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// The files the unit serves with, which an etcdctl on the member may use as its client identity
 /// and trust (the seed's /registry/ read does).
 struct ClientFlags {
@@ -509,14 +461,7 @@ impl ClientFlags {
 
 /// The client URL on loopback the unit listens on, with `scheme` (the seed dials 127.0.0.1:2379).
 fn client_endpoint(unit_file: &str, scheme: &str) -> String {
-    let port = flag_value(unit_file, "--listen-client-urls")
-        .and_then(|url| {
-            url.rsplit(':')
-                .next()
-                .map(|p| p.trim_end_matches('/').to_owned())
-        })
-        .unwrap_or_else(|| "2379".to_owned());
-    format!("{scheme}127.0.0.1:{port}")
+    format!("{scheme}127.0.0.1:{}", client_port(unit_file))
 }
 
 /// Steps that issue the identity the unit serves with anew and put it in place: the seed's
@@ -657,7 +602,7 @@ mod tests {
 
     #[test]
     fn unit_path_and_flags_come_from_the_unit_as_loaded() {
-        let unit = "# /etc/systemd/system/etcd.service\n[Service]\nUser=etcd\nExecStart=/usr/local/bin/etcd \\\n  --cert-file=/etc/etcd/kubernetes.crt \\\n  --initial-advertise-peer-urls https://10.240.0.12:2380 \\\n";
+        let unit = "# /etc/systemd/system/etcd.service\n[Service]\nUser=etcd\nExecStart=/usr/local/bin/etcd \\\n  --cert-file=/etc/etcd/kubernetes.crt \\\n  --initial-advertise-peer-urls https://10.240.0.12:2380\n";
         assert_eq!(unit_path(unit), "/etc/systemd/system/etcd.service");
         assert_eq!(unit_path(""), UNIT_PATH);
         assert_eq!(unit_value(unit, "User=").as_deref(), Some("etcd"));

@@ -32,6 +32,7 @@ pub use rules::nearest_flag;
 mod shell;
 mod systemd;
 mod unit_text;
+pub(crate) use unit_text::exec_flag;
 
 /// What a finding is about, by the stable id scenarios and reports spell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

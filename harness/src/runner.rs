@@ -896,7 +896,7 @@ async fn troubleshoot(
         } else {
             diagnose::gather(node, "", "", since).await?
         };
-        evidence.push((node.host().to_owned(), found));
+        evidence.push(found);
     }
     report.diagnosis = Some(diagnose::classify_nodes(&evidence));
     Ok(())

@@ -71,6 +71,13 @@ pub(super) fn read_unit(text: &str) -> UnitText {
     out
 }
 
+/// The value of etcd flag `name` (without its dashes) in the unit's ExecStart, as etcd reads it:
+/// the last one given.
+pub(crate) fn exec_flag(unit: &str, name: &str) -> Option<String> {
+    let read = read_unit(unit);
+    Etcd { flags: &read.flags }.value(name).map(String::from)
+}
+
 /// A systemd setting's name: a letter, then letters and digits.
 pub(super) fn is_key(key: &str) -> bool {
     key.starts_with(|c: char| c.is_ascii_alphabetic())

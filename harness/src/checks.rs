@@ -482,7 +482,7 @@ pub async fn seed_command(
     result.entry = Some(entry);
     result.meanwhile = meanwhile;
     if failed {
-        match diagnose::gather(node, &command.run, &printed, since).await {
+        match diagnose::gather(node, &command.run, &printed, since, Default::default()).await {
             Ok(evidence) => {
                 let diagnosis = diagnose::classify(&evidence);
                 if command.expect == Expect::Fail {

@@ -444,7 +444,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 .await
                 .with_context(|| format!("failed to diagnose node `{node}`"))?;
             let mut transcript = Transcript::default();
-            let evidence = diagnose::troubleshoot(&handle, &mut transcript, 0)
+            let evidence = diagnose::troubleshoot(&handle, &mut transcript, 0, None)
                 .await
                 .with_context(|| format!("failed to diagnose node `{node}` (is it running?)"))?;
             let diagnosis = diagnose::classify(&evidence);

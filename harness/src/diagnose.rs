@@ -607,60 +607,104 @@ pub(crate) fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What a caller has already read from a node, so that gathering evidence does not ask again.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The unit's state (`systemctl show`).
+    pub state: Option<UnitState>,
+    /// The unit as systemd loaded it (`systemctl cat etcd`).
+    pub unit_file: Option<String>,
+    /// Listening TCP sockets (`ss -tlnp`).
+    pub listening: Option<String>,
+}
+
 /// Collects the evidence of a failure of `command` (which printed `output`) from `node`, with the
-/// journal since `since_epoch`.
+/// journal since `since_epoch`; what `known` holds is not read again. The reads go side by side.
 pub async fn gather(
     node: &NodeHandle,
     command: &str,
     output: &str,
     since_epoch: u64,
+    known: Known,
 ) -> Result<Evidence, EngineError> {
     let quick = Duration::from_secs(10);
-    let unit_file = node
-        .exec(&["systemctl", "cat", "--no-pager", unit::UNIT], quick)
-        .await?;
-    let state = unit::state(node).await?;
-    let listening = node.exec(&["ss", "-tlnp"], quick).await?;
-    let cert = node
-        .exec(&["cat", "/etc/etcd/kube-apiserver.crt"], quick)
-        .await?;
-    let etc_etcd = node.exec(&["ls", "-1", "/etc/etcd"], quick).await?;
+    let stdout = |argv: &'static [&'static str]| async move {
+        Ok::<_, EngineError>(node.exec(argv, quick).await?.stdout)
+    };
+    let or_read = |have: Option<String>, argv| async move {
+        match have {
+            Some(text) => Ok(text),
+            None => stdout(argv).await,
+        }
+    };
+    let state = async {
+        match known.state {
+            Some(state) => Ok(state),
+            None => unit::state(node).await,
+        }
+    };
+    let (unit_file, state, listening, cert, etc_etcd, journal, errors) = futures_util::try_join!(
+        or_read(
+            known.unit_file,
+            &["systemctl", "cat", "--no-pager", unit::UNIT]
+        ),
+        state,
+        or_read(known.listening, &["ss", "-tlnp"]),
+        stdout(&["cat", "/etc/etcd/kube-apiserver.crt"]),
+        stdout(&["ls", "-1", "/etc/etcd"]),
+        unit::journal(node, since_epoch),
+        unit::journal_errors(node, since_epoch),
+    )?;
     Ok(Evidence {
         command: command.to_owned(),
         output: output.to_owned(),
-        journal: unit::journal(node, since_epoch).await?,
-        errors: unit::journal_errors(node, since_epoch).await?,
-        unit_file: unit_file.stdout,
+        journal,
+        errors,
+        unit_file,
         unit_not_found: state.load_state == "not-found",
         unit_state: Some(state),
-        listening: listening.stdout,
-        server_cert: pki::inspect(&cert.stdout),
-        etc_etcd: etc_etcd.stdout.lines().map(String::from).collect(),
+        listening,
+        server_cert: pki::inspect(&cert),
+        etc_etcd: etc_etcd.lines().map(String::from).collect(),
         host: node.host().to_owned(),
     })
 }
 
 /// The seed's troubleshooting commands: run in the node, recorded in `transcript`, then the
-/// evidence of the transcript's first failure (or of none) is gathered.
+/// evidence of the transcript's first failure (or of none) is gathered — what the commands showed
+/// (the unit as loaded, the listening sockets) and the unit's `state`, when the caller has it, are
+/// not read again.
 pub async fn troubleshoot(
     node: &NodeHandle,
     transcript: &mut Transcript,
     since_epoch: u64,
+    state: Option<UnitState>,
 ) -> Result<Evidence, EngineError> {
+    const LISTENING: &str = "ss -tlnp";
+    const UNIT_FILE: &str = "systemctl cat etcd --no-pager";
     const COMMANDS: [&str; 5] = [
         "systemctl status etcd --no-pager",
         "journalctl -u etcd -n 50 --no-pager",
-        "ss -tlnp",
+        LISTENING,
         "ls -ld /etc/etcd /var/lib/etcd; ls -l /etc/etcd",
-        "systemctl cat etcd --no-pager",
+        UNIT_FILE,
     ];
     // What failed before troubleshooting began (its own commands may exit non-zero).
     let (command, output) = transcript
         .first_failure_on(node.host())
         .map(|e| (e.command.clone(), e.output()))
         .unwrap_or_default();
+    let mut known = Known {
+        state,
+        ..Known::default()
+    };
     for command in COMMANDS {
         let out = node.shell(command, Duration::from_secs(15)).await?;
+        match command {
+            LISTENING => known.listening = Some(out.stdout.clone()),
+            UNIT_FILE => known.unit_file = Some(out.stdout.clone()),
+            _ => {}
+        }
         transcript.push(Entry::of_exec(
             "Troubleshooting (the seed's commands)",
             node.host(),
@@ -668,7 +712,7 @@ pub async fn troubleshoot(
             out,
         ));
     }
-    gather(node, &command, &output, since_epoch).await
+    gather(node, &command, &output, since_epoch, known).await
 }
 
 #[cfg(test)]

@@ -891,10 +891,15 @@ async fn troubleshoot(
     for (node, state) in cluster.nodes().zip(states) {
         let troubled =
             node.host() == cluster.first().host() || state.active != unit::ActiveState::Active;
+        let state = Some(state.clone());
         let found = if troubled {
-            diagnose::troubleshoot(node, &mut report.transcript, since).await?
+            diagnose::troubleshoot(node, &mut report.transcript, since, state).await?
         } else {
-            diagnose::gather(node, "", "", since).await?
+            let known = diagnose::Known {
+                state,
+                ..diagnose::Known::default()
+            };
+            diagnose::gather(node, "", "", since, known).await?
         };
         evidence.push(found);
     }

@@ -228,11 +228,13 @@ pub fn classify_nodes(nodes: &[Evidence]) -> Diagnosis {
         .filter(|(_, d)| d.cause == cause)
         .flat_map(|(host, d)| d.shown_by.iter().map(move |line| format!("{host}: {line}")))
         .collect();
+    // The cluster's own fix, or else that of the first member whose evidence shows the cause
+    // (none shows it only when there is no member: then the cause is `unknown`, whose fix is advice).
     let fix = fix::for_cluster(cause, nodes, &shown_by).unwrap_or_else(|| {
-        found
-            .iter()
-            .find(|(_, d)| d.cause == cause)
-            .map_or_else(|| Fix::Advice(String::new()), |(_, d)| d.fix.clone())
+        found.iter().find(|(_, d)| d.cause == cause).map_or_else(
+            || fix::for_cause(cause, &Evidence::default(), &[]),
+            |(_, d)| d.fix.clone(),
+        )
     });
     Diagnosis {
         cause,

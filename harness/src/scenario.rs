@@ -628,9 +628,9 @@ impl Scenario {
             member_list: Some(Expect::Pass),
             health: Some(Expect::Pass),
             registry: Some(Expect::Pass),
+            client_trusts_server: true,
             ..Checks::default()
         };
-        healthy.checks.client_trusts_server = true;
         if let (Some(name), Some(first)) = (name, healthy.members.first_mut()) {
             first.name = name.to_owned();
         }

@@ -6,145 +6,18 @@
 //! A cause is named only when the evidence shows it; anything else is [`Cause::Unknown`], never a
 //! guess. [`classify`] is pure; [`gather`] and [`troubleshoot`] collect evidence from a node.
 
-use std::fmt;
 use std::time::Duration;
 
-use crate::names::{by_name, Named};
-
+pub use crate::cause::Cause;
+use crate::cause::Kind;
+use crate::messages;
+use crate::statements::{Speaker, Statements};
 use crate::engine::EngineError;
 use crate::fix::{self, Fix};
 use crate::node::NodeHandle;
 use crate::pki::{self, CertFacts};
 use crate::transcript::{Entry, Transcript};
 use crate::unit::{self, UnitState};
-
-/// A named cause of failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// The unit file was never installed where systemd looks.
-    UnitMissing,
-    /// systemd could not execute etcd (missing, not executable, another architecture).
-    ExecFailed,
-    /// `ExecStart` passes a flag etcd does not know.
-    BadFlag,
-    /// Another process holds etcd's port.
-    PortInUse,
-    /// The key file does not belong to the certificate.
-    KeyMismatch,
-    /// etcd may not read a file or directory it needs.
-    PermissionDenied,
-    /// The unit names a certificate or key file that does not exist.
-    CertPath,
-    /// The unit file changed on disk and systemd still runs the old definition.
-    StaleUnit,
-    /// The client presented no certificate to a server that requires one.
-    TlsNoClientCert,
-    /// The client's certificate is signed by a CA etcd does not trust.
-    TlsUnknownCa,
-    /// The client spoke plain http to etcd's TLS client port.
-    TlsPlainHttp,
-    /// The client rejected the server's certificate because it lacks the name the client dialled.
-    SanMismatch,
-    /// The client rejected the server's certificate because it has expired.
-    CertExpired,
-    /// The client rejected the server's certificate: it does not trust the CA that signed it.
-    TlsUntrustedServer,
-    /// The client spoke TLS (an `https://` endpoint) to a server that serves plain http.
-    PlainHttpServer,
-    /// etcd is not running: nothing listens on its port (connection refused).
-    NotRunning,
-    /// An older etcd refused a data directory a newer one has written (a downgrade).
-    DowngradeRefused,
-    /// A cluster member cannot reach enough of its peers to form a majority: writes and
-    /// linearizable reads cannot be committed.
-    QuorumLost,
-    /// The member's `--name` is not a key of `--initial-cluster`.
-    NameNotInInitialCluster,
-    /// Members refuse a member's certificate: another CA signed it.
-    PeerUnknownCa,
-    /// A member's certificate lacks the address its peers dial.
-    PeerSanMismatch,
-    /// A member's certificate lacks the clientAuth usage members need as each other's clients.
-    PeerNoClientAuth,
-    /// The other members refuse this member's certificate (their journals say why).
-    PeerCertRejected,
-    /// A member cannot connect to a peer's URL.
-    PeerUnreachable,
-    /// The evidence matches no known cause.
-    Unknown,
-}
-
-by_name!(Cause {
-    "unit-missing" => UnitMissing,
-    "exec-failed" => ExecFailed,
-    "bad-flag" => BadFlag,
-    "port-in-use" => PortInUse,
-    "key-mismatch" => KeyMismatch,
-    "permission-denied" => PermissionDenied,
-    "cert-path" => CertPath,
-    "stale-unit" => StaleUnit,
-    "tls-no-client-cert" => TlsNoClientCert,
-    "tls-unknown-ca" => TlsUnknownCa,
-    "tls-plain-http" => TlsPlainHttp,
-    "san-mismatch" => SanMismatch,
-    "cert-expired" => CertExpired,
-    "tls-untrusted-server" => TlsUntrustedServer,
-    "plain-http-server" => PlainHttpServer,
-    "not-running" => NotRunning,
-    "downgrade-refused" => DowngradeRefused,
-    "quorum-lost" => QuorumLost,
-    "name-not-in-initial-cluster" => NameNotInInitialCluster,
-    "peer-tls-unknown-ca" => PeerUnknownCa,
-    "peer-san-mismatch" => PeerSanMismatch,
-    "peer-no-client-auth" => PeerNoClientAuth,
-    "peer-cert-rejected" => PeerCertRejected,
-    "peer-unreachable" => PeerUnreachable,
-    "unknown" => Unknown,
-});
-
-impl Cause {
-    /// The cause's name, as scenario files spell it.
-    pub fn name(self) -> &'static str {
-        <Self as Named>::name(self)
-    }
-
-    /// What happened, in one line.
-    pub fn explanation(self) -> &'static str {
-        match self {
-            Self::UnitMissing => "systemd has no etcd.service: step 4 (mv etcd.service /etc/systemd/system/) did not happen",
-            Self::ExecFailed => "systemd could not execute /usr/local/bin/etcd (status 203/EXEC): it is missing, not executable, or built for another architecture",
-            Self::BadFlag => "etcd refused a flag in the unit's ExecStart that it does not define (a typo), and exited",
-            Self::PortInUse => "another process already listens on etcd's port, so etcd cannot bind it and exits; systemd restarts it every RestartSec",
-            Self::KeyMismatch => "kube-apiserver.key does not hold the private key of kube-apiserver.crt, so etcd cannot load its TLS identity",
-            Self::PermissionDenied => "etcd's user may not read a certificate, key or its data directory",
-            Self::CertPath => "the unit points etcd at a certificate or key path that does not exist",
-            Self::StaleUnit => "etcd.service changed on disk but systemd still runs the definition it loaded before",
-            Self::TlsNoClientCert => "etcd requires client certificates (--client-cert-auth) and the client presented none; etcdctl only reports a timeout",
-            Self::TlsUnknownCa => "the client's certificate is signed by a CA that etcd's --trusted-ca-file does not hold",
-            Self::TlsPlainHttp => "etcd serves clients over TLS and the client connected without TLS; etcd's journal logs the rejected handshake, etcdctl only times out",
-            Self::SanMismatch => "the server certificate lacks the name or address the client dialled (127.0.0.1/localhost), so the client rejects it",
-            Self::CertExpired => "the server certificate has expired, so the client rejects it",
-            Self::TlsUntrustedServer => "the client cannot verify etcd's certificate: it was not given the CA that signed it (--cacert)",
-            Self::PlainHttpServer => "the client dialled an https:// endpoint, but the unit serves clients over plain http, so no TLS handshake can complete",
-            Self::NotRunning => "etcd is not running, so nothing listens on 127.0.0.1:2379 and connections are refused",
-            Self::DowngradeRefused => "the data directory was written by a newer etcd minor version, and etcd refuses to run an older one on it (no in-place downgrade), so it exits; systemd restarts it every RestartSec",
-            Self::QuorumLost => "this member runs, but cannot reach a majority of the cluster's members, so nothing can be committed: writes and linearizable reads time out (serializable reads are still served)",
-            Self::NameNotInInitialCluster => "etcd's --name is not one of the names in --initial-cluster, so it cannot find itself in the cluster it is told to form, and exits",
-            Self::PeerUnknownCa => "a member's certificate is signed by a CA the others' --peer-trusted-ca-file does not hold: they refuse its connections and cannot verify it as a server, so it never joins",
-            Self::PeerSanMismatch => "a member's certificate lacks the address its peers dial (its peer URL), so they refuse it as a server: they cannot send to it, only receive what it sends them",
-            Self::PeerNoClientAuth => "a member's certificate lacks the clientAuth usage, yet with --peer-client-cert-auth members are each other's clients, so its peers refuse its connections",
-            Self::PeerCertRejected => "the other members refuse this member's certificate (remote error: tls: bad certificate); their journals say why",
-            Self::PeerUnreachable => "a member cannot connect to a peer's URL: that peer's etcd is not running, or not listening on its peer address",
-            Self::Unknown => "no known cause fits; below, what etcd and systemd say and who holds etcd's port",
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// What a diagnosis looks at.
 #[derive(Debug, Clone, Default)]
@@ -188,22 +61,6 @@ pub struct Diagnosis {
 
 /// A cause and the evidence lines that show it, before its fix is made.
 type Found = (Cause, Vec<String>);
-
-impl Cause {
-    /// How far a cause explains a cluster's failure: a member that cannot start, or whose
-    /// certificate its peers refuse, explains why others cannot reach it or lost their quorum; a
-    /// stopped member explains why its peers cannot reach it; a lost quorum says what that costs
-    /// and which members to start.
-    fn weight(self) -> u8 {
-        match self {
-            Self::Unknown => 0,
-            Self::PeerUnreachable => 1,
-            Self::NotRunning => 2,
-            Self::QuorumLost | Self::PeerCertRejected => 3,
-            _ => 4,
-        }
-    }
-}
 
 /// Names the cause a cluster's evidence shows, one member's evidence at a time: the cause that
 /// explains most (see [`Cause::weight`]; the first member's on a tie), its evidence behind its
@@ -260,218 +117,388 @@ pub fn classify(evidence: &Evidence) -> Diagnosis {
     }
 }
 
-/// The cause the evidence shows, and the lines that show it.
-fn name_cause(evidence: &Evidence) -> Found {
-    // etcd 3.4 logs text and 3.5+ JSON: lines are matched, and shown, as text.
-    let journal = |needles: &[&str]| -> Vec<String> {
-        crate::etcdlog::lines(&evidence.journal)
-            .map(|(_, line)| line)
+/// What the matchers read: the evidence, and what is read from it once — what etcd and systemd
+/// said, as fields, and the hosts of `--initial-cluster`.
+struct Observed<'a> {
+    evidence: &'a Evidence,
+    said: Statements,
+    members: Vec<String>,
+}
+
+impl Observed<'_> {
+    /// etcd's lines (and lines of unknown origin, as captured without a journal prefix) that hold
+    /// every needle, as text.
+    fn etcd(&self, needles: &[&str]) -> Vec<String> {
+        self.said
+            .lines
+            .iter()
+            .filter(|s| s.speaker != Speaker::Systemd)
+            .map(|s| s.text.as_str())
             .filter(|line| needles.iter().all(|n| line.contains(n)))
-            .map(|line| line.trim().to_owned())
+            .map(str::to_owned)
             .collect()
-    };
-    let found = |cause, shown_by: Vec<String>| (!shown_by.is_empty()).then_some((cause, shown_by));
-    let unit_missing = if evidence.unit_not_found {
-        vec!["systemctl show etcd: LoadState=not-found".to_owned()]
-    } else {
-        evidence
-            .output
-            .lines()
-            .filter(|l| {
-                l.contains("etcd.service does not exist")
-                    || l.contains("Unit etcd.service not found")
-            })
-            .map(String::from)
+    }
+
+    /// systemd's lines about the unit that hold `needle`.
+    fn systemd(&self, needle: &str) -> Vec<String> {
+        self.said
+            .systemd()
+            .filter(|s| s.text.contains(needle))
+            .map(|s| s.text.clone())
             .collect()
-    };
-    // Lines about a peer: etcd's peer transport (3.4: "health check for peer", "failed to dial …
-    // on stream"; 3.5: "prober detected", "rejected connection on peer endpoint"), and 3.4's
-    // rejected connections from an address of --initial-cluster.
-    let members = initial_cluster_hosts(&evidence.unit_file);
-    let about_peer = |line: &str| {
+    }
+
+    /// Whether a line is about a peer: etcd's peer transport (3.4: "health check for peer",
+    /// "failed to dial … on stream"; 3.5: "prober detected", "rejected connection on peer
+    /// endpoint"), and 3.4's rejected connections from an address of --initial-cluster.
+    fn about_peer(&self, line: &str) -> bool {
         ["peer", "failed to dial", "prober detected"]
             .iter()
             .any(|w| line.contains(w))
-            || rejected_from(line).is_some_and(|host| members.iter().any(|m| m == host))
-    };
-    let peer = |reasons: &[&str]| -> Vec<String> {
-        crate::etcdlog::lines(&evidence.journal)
-            .map(|(_, line)| line)
-            .filter(|line| about_peer(line) && reasons.iter().any(|r| line.contains(r)))
-            .map(|line| line.trim().to_owned())
-            .collect()
-    };
-    // Clients' connections rejected (the peers' are above).
-    let rejected = |reason: &str| -> Vec<String> {
-        journal(&["rejected connection", reason])
-            .into_iter()
-            .filter(|line| !about_peer(line))
-            .collect()
-    };
-    // Nothing could be committed, and this member cannot dial its peers (3.4: "health check for
-    // peer … could not connect: dial tcp …:2380", 3.5: "prober detected unhealthy status: dial
-    // tcp …:2380"); the lines name the peers that are down, each shown once.
-    let uncommitted = [
-        "failed to commit proposal",
-        "unhealthy cluster",
-        "request timed out",
-    ]
-    .iter()
-    .any(|t| evidence.output.contains(t));
-    let quorum_lost = if uncommitted {
-        let mut seen = Vec::new();
-        journal(&["dial tcp", ":2380"])
-            .into_iter()
-            .filter(|line| {
-                let target = dial_target(line).map(str::to_owned);
-                let new = !seen.contains(&target);
-                seen.push(target);
-                new
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let stale = evidence
-        .unit_state
-        .as_ref()
-        .filter(|s| s.need_daemon_reload)
-        .map(|_| vec!["systemctl show etcd: NeedDaemonReload=yes".to_owned()])
-        .unwrap_or_default();
-    let plain_http_server = if evidence.command.contains("https://") {
-        listen_client_urls(&evidence.unit_file)
-            .into_iter()
-            .filter(|url| url.starts_with("http://"))
-            .map(|url| format!("unit: --listen-client-urls {url}"))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let candidates = [
-        (Cause::UnitMissing, unit_missing),
-        (Cause::ExecFailed, {
-            // systemd's lines say why: `Failed to execute`/`Failed at step EXEC spawning …:
-            // Permission denied`, `No such file or directory`, `Exec format error`.
-            let mut lines = journal(&["203/EXEC"]);
-            lines.extend(journal(&["Failed to execute"]));
-            lines.extend(journal(&["Failed at step EXEC"]));
-            lines
-        }),
-        (Cause::BadFlag, journal(&["flag provided but not defined"])),
-        (
-            Cause::NameNotInInitialCluster,
-            journal(&["couldn't find local name", "in the initial cluster"]),
-        ),
-        (
-            Cause::DowngradeRefused,
-            journal(&["cluster cannot be downgraded"]),
-        ),
-        (Cause::PortInUse, journal(&["address already in use"])),
-        (
-            Cause::KeyMismatch,
-            journal(&["private key does not match public key"]),
-        ),
-        (Cause::PermissionDenied, {
-            let mut lines = journal(&["permission denied"]);
-            lines.extend(journal(&["error listing data dir"]));
-            lines
-        }),
-        (
-            Cause::CertPath,
-            journal(&["no such file or directory", "/etc/etcd"]),
-        ),
-        (Cause::StaleUnit, stale),
-        (
-            Cause::PeerUnknownCa,
-            peer(&[
-                "certificate signed by unknown authority",
-                "unknown certificate authority",
-            ]),
-        ),
-        (
-            Cause::PeerSanMismatch,
-            peer(&["x509: certificate is valid for"]),
-        ),
-        (Cause::PeerNoClientAuth, peer(&["incompatible key usage"])),
-        (Cause::PeerCertRejected, peer(&["tls: bad certificate"])),
-        (
-            Cause::TlsNoClientCert,
-            rejected("didn't provide a certificate"),
-        ),
-        (
-            Cause::TlsUnknownCa,
-            rejected("certificate signed by unknown authority"),
-        ),
-        (
-            Cause::TlsPlainHttp,
-            rejected("first record does not look like a TLS handshake"),
-        ),
-        (Cause::QuorumLost, quorum_lost),
-        (
-            Cause::PeerUnreachable,
-            peer(&["connection refused", "i/o timeout", "no route to host"])
-                .into_iter()
-                .filter(|line| line.contains("dial tcp"))
-                .collect(),
-        ),
-    ];
-    if let Some(diagnosis) = candidates
-        .into_iter()
-        .find_map(|(cause, lines)| found(cause, lines))
-    {
-        return diagnosis;
+            || rejected_from(line).is_some_and(|host| self.members.iter().any(|m| m == host))
     }
-    let bad_certificate = rejected("bad certificate");
-    if !bad_certificate.is_empty() {
-        // The client refused etcd's certificate: the certificate itself says why.
-        let cert = evidence.server_cert.as_ref();
-        if cert.is_some_and(|c| c.expired) {
-            return (
-                Cause::CertExpired,
-                [
-                    vec!["/etc/etcd/kube-apiserver.crt: expired".to_owned()],
-                    bad_certificate,
-                ]
-                .concat(),
-            );
-        }
-        if let Some(cert) =
-            cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost"))
-        {
-            return (
-                Cause::SanMismatch,
-                [
-                    vec![format!(
-                        "/etc/etcd/kube-apiserver.crt SANs: {}",
-                        cert.sans.join(", ")
-                    )],
-                    bad_certificate,
-                ]
-                .concat(),
-            );
-        }
-        return (Cause::TlsUntrustedServer, bad_certificate);
+
+    /// Lines about a peer that give one of `reasons`.
+    fn peer(&self, reasons: &[&str]) -> Vec<String> {
+        self.etcd(&[])
+            .into_iter()
+            .filter(|line| self.about_peer(line) && reasons.iter().any(|r| line.contains(r)))
+            .collect()
     }
-    if let Some(diagnosis) = found(Cause::PlainHttpServer, plain_http_server) {
-        return diagnosis;
+
+    /// Clients' connections rejected for `reason` (the peers' are [`Self::peer`]'s).
+    fn rejected(&self, reason: &str) -> Vec<String> {
+        self.etcd(&["rejected connection", reason])
+            .into_iter()
+            .filter(|line| !self.about_peer(line))
+            .collect()
     }
-    let not_listening = listening_on(&evidence.listening, 2379).is_none();
-    let unit_down = evidence
-        .unit_state
-        .as_ref()
-        .filter(|s| s.active != unit::ActiveState::Active);
-    if not_listening {
-        if let Some(state) = unit_down {
-            return (
-                Cause::NotRunning,
+
+    /// The unit's state, when the evidence has it.
+    fn state(&self) -> Option<&UnitState> {
+        self.evidence.unit_state.as_ref()
+    }
+}
+
+/// A matcher: the cause it finds in the evidence and the lines that show it, or `None`.
+type Matcher = fn(&Observed<'_>) -> Option<Found>;
+
+/// `cause` when `lines` show it.
+fn shown(cause: Cause, lines: Vec<String>) -> Option<Found> {
+    (!lines.is_empty()).then_some((cause, lines))
+}
+
+/// The matchers, in the order they are asked: what stops etcd from starting first (it explains
+/// every later symptom) — systemd's own refusals, then etcd's words matched by the needles proven
+/// on the catalogue, then by the harvested table, then systemd's verdict — then what the unit
+/// state shows, the members' and the clients' TLS rejections, a lost quorum, unreachable peers,
+/// and the plain-http server. What none finds is a reason quoted whole, or else the symptom.
+const MATCHERS: &[Matcher] = &[
+    unit_missing,
+    exec_failed,
+    |o| shown(Cause::BadFlag, o.etcd(&["flag provided but not defined"])),
+    |o| {
+        let lines = o.etcd(&["couldn't find local name", "in the initial cluster"]);
+        shown(Cause::NameNotInInitialCluster, lines)
+    },
+    |o| shown(Cause::DowngradeRefused, o.etcd(&["cluster cannot be downgraded"])),
+    port_in_use,
+    |o| shown(Cause::KeyMismatch, o.etcd(&["private key does not match public key"])),
+    |o| {
+        let mut lines = o.etcd(&["permission denied"]);
+        lines.extend(o.etcd(&["error listing data dir"]));
+        shown(Cause::PermissionDenied, lines)
+    },
+    |o| shown(Cause::CertPath, o.etcd(&["no such file or directory", "/etc/etcd"])),
+    etcd_table,
+    systemd_verdict,
+    |o| {
+        let stale = o.state().is_some_and(|s| s.need_daemon_reload);
+        let line = "systemctl show etcd: NeedDaemonReload=yes".to_owned();
+        stale.then(|| (Cause::StaleUnit, vec![line]))
+    },
+    |o| {
+        let reasons = ["certificate signed by unknown authority", "unknown certificate authority"];
+        shown(Cause::PeerUnknownCa, o.peer(&reasons))
+    },
+    |o| shown(Cause::PeerSanMismatch, o.peer(&["x509: certificate is valid for"])),
+    |o| shown(Cause::PeerNoClientAuth, o.peer(&["incompatible key usage"])),
+    |o| shown(Cause::PeerCertRejected, o.peer(&["tls: bad certificate"])),
+    |o| shown(Cause::TlsNoClientCert, o.rejected("didn't provide a certificate")),
+    |o| shown(Cause::TlsUnknownCa, o.rejected("certificate signed by unknown authority")),
+    |o| {
+        let reason = "first record does not look like a TLS handshake";
+        shown(Cause::TlsPlainHttp, o.rejected(reason))
+    },
+    quorum_lost,
+    |o| {
+        let reasons = ["connection refused", "i/o timeout", "no route to host"];
+        let lines = o.peer(&reasons).into_iter().filter(|l| l.contains("dial tcp"));
+        shown(Cause::PeerUnreachable, lines.collect())
+    },
+    server_certificate_refused,
+    plain_http_server,
+    reason_unknown_to_the_table,
+    not_running,
+];
+
+/// The cause the evidence shows, and the lines that show it.
+fn name_cause(evidence: &Evidence) -> Found {
+    let observed = Observed {
+        said: Statements::parse(&evidence.journal, &evidence.errors),
+        members: initial_cluster_hosts(&evidence.unit_file),
+        evidence,
+    };
+    MATCHERS
+        .iter()
+        .find_map(|matcher| matcher(&observed))
+        .unwrap_or_else(|| (Cause::Unknown, unexplained(evidence)))
+}
+
+/// systemd knows no etcd.service (`LoadState=not-found`), or the failing command says so.
+fn unit_missing(o: &Observed<'_>) -> Option<Found> {
+    if o.evidence.unit_not_found {
+        return Some((
+            Cause::UnitMissing,
+            vec!["systemctl show etcd: LoadState=not-found".to_owned()],
+        ));
+    }
+    let lines = o.evidence.output.lines().filter(|l| {
+        l.contains("etcd.service does not exist") || l.contains("Unit etcd.service not found")
+    });
+    shown(Cause::UnitMissing, lines.map(String::from).collect())
+}
+
+/// systemd could not execute etcd; its lines say why: `Failed to execute`/`Failed at step EXEC
+/// spawning …: Permission denied`, `No such file or directory`, `Exec format error`.
+fn exec_failed(o: &Observed<'_>) -> Option<Found> {
+    let mut lines = o.systemd("203/EXEC");
+    lines.extend(o.systemd("Failed to execute"));
+    lines.extend(o.systemd("Failed at step EXEC"));
+    // Captured without a journal prefix, systemd's lines read as anyone's.
+    if lines.is_empty() {
+        lines = o.etcd(&["203/EXEC"]);
+        lines.extend(o.etcd(&["Failed to execute"]));
+    }
+    shown(Cause::ExecFailed, lines)
+}
+
+/// etcd could not bind an address. Another process holds it only when `ss -tlnp` shows a holder
+/// that is not the unit's main process; when none does and the unit's own listen URLs name the
+/// address twice, etcd collided with itself. Neither fact: the words alone name no holder, and
+/// the reason is quoted as etcd said it (by [`reason_unknown_to_the_table`]).
+fn port_in_use(o: &Observed<'_>) -> Option<Found> {
+    let lines = o.etcd(&["address already in use"]);
+    let port = lines.iter().find_map(|l| bound_port(l))?;
+    let main = o.state().map_or(0, |s| s.main_pid);
+    let holder = listening_on(&o.evidence.listening, port)
+        .and_then(holder)
+        .filter(|(_, pid)| *pid != main);
+    if let Some((name, pid)) = holder {
+        let fact = format!("ss -tlnp: port {port} is held by pid {pid} ({name}), not the unit's main process (MainPID={main})");
+        return Some((Cause::PortInUse, [lines, vec![fact]].concat()));
+    }
+    let twice = own_addresses_twice(&o.evidence.unit_file);
+    if !twice.is_empty() {
+        let facts = twice
+            .into_iter()
+            .map(|a| format!("unit: {a} is in both --listen-client-urls and --listen-peer-urls"));
+        let mut shown_by = lines;
+        shown_by.extend(facts);
+        shown_by.push(format!("ss -tlnp: no other process holds port {port}"));
+        return Some((Cause::OwnPortsOverlap, shown_by));
+    }
+    None
+}
+
+/// The port of `listen tcp 127.0.0.1:2379: bind: address already in use`.
+fn bound_port(line: &str) -> Option<u16> {
+    let (before, _) = line.split_once(": bind: address already in use")?;
+    before.rsplit(':').next()?.parse().ok()
+}
+
+/// The `host:port` addresses both the unit's client and peer listen URLs name.
+fn own_addresses_twice(unit_file: &str) -> Vec<String> {
+    let address = |url: &String| url.split_once("://").map(|(_, a)| a.trim_end_matches('/').to_owned());
+    let client: Vec<String> = listen_client_urls(unit_file).iter().filter_map(address).collect();
+    flag_values(unit_file, "--listen-peer-urls")
+        .iter()
+        .filter_map(address)
+        .filter(|a| client.contains(a))
+        .collect()
+}
+
+/// etcd's last run's reasons, matched against the harvested table: the most specific entry that a
+/// reason (the latest first) holds, when its cause is specific and no fact denies it (a port is
+/// only another's when [`port_in_use`] saw the holder).
+fn etcd_table(o: &Observed<'_>) -> Option<Found> {
+    let table = messages::etcd();
+    o.said.reasons().into_iter().find_map(|reason| {
+        let found = table.find(&reason.text)?;
+        let cause = found.message.cause;
+        let denied = cause == Cause::PortInUse;
+        (cause.kind() == Kind::Specific && !denied).then(|| {
+            (
+                cause,
                 vec![
-                    format!("systemctl show etcd: {state}"),
-                    "ss -tlnp: nothing listens on port 2379".to_owned(),
+                    reason.text.clone(),
+                    format!("etcd's words: {} ({})", found.message.explanation, found.message.source),
                 ],
-            );
+            )
+        })
+    })
+}
+
+/// systemd's verdict: the exit status of its exec set-up (`status=217/USER`), the unit-start
+/// errors it logs, the reason it could not load the unit, and a `Result=` that names a cause
+/// (a timeout, the start limit, a signal, the OOM killer, the watchdog).
+fn systemd_verdict(o: &Observed<'_>) -> Option<Found> {
+    let table = messages::systemd();
+    let verdict = o.state().map(verdict_line);
+    let with_verdict = |mut lines: Vec<String>| {
+        lines.extend(verdict.clone());
+        lines
+    };
+    if let Some((code, name)) = o.said.exit_status() {
+        if let Some(status) = table.exit_status(code).filter(|s| s.cause.kind() == Kind::Specific) {
+            let line = o.systemd(&format!("status={code}/{name}"));
+            let mut lines = line.into_iter().take(1).collect::<Vec<_>>();
+            lines.push(format!("systemd's words: status={code}/{name}: {}", status.explanation));
+            return Some((status.cause, with_verdict(lines)));
         }
     }
-    (Cause::Unknown, unexplained(evidence))
+    let said = o.said.systemd().rev().find_map(|s| {
+        let found = table.find(&s.text)?;
+        (found.message.cause.kind() == Kind::Specific).then(|| (found.message.cause, s.text.clone()))
+    });
+    if let Some((cause, line)) = said {
+        return Some((cause, with_verdict(vec![line])));
+    }
+    let state = o.state()?;
+    if !state.load_error.is_empty() && state.load_state != "not-found" {
+        let line = format!("systemctl show etcd: LoadState={} LoadError={}", state.load_state, state.load_error);
+        return Some((Cause::UnitBadSetting, vec![line]));
+    }
+    let result = table.result(&state.result)?;
+    let cause = result.cause.filter(|c| c.kind() == Kind::Specific)?;
+    let mut lines = o.systemd(&format!("'{}'", state.result));
+    lines.push(format!("systemd's words: Result={}: {}", state.result, result.explanation));
+    Some((cause, with_verdict(lines)))
+}
+
+/// systemd's verdict on the unit in one line.
+fn verdict_line(state: &UnitState) -> String {
+    format!(
+        "systemctl show etcd: ActiveState={} SubState={} Result={} ExecMainCode={} ExecMainStatus={} NRestarts={}",
+        state.active_name, state.sub_state, state.result, state.exec_main_code, state.exec_main_status, state.restarts
+    )
+}
+
+/// Nothing could be committed, and this member cannot dial its peers (3.4: "health check for
+/// peer … could not connect: dial tcp …:2380", 3.5: "prober detected unhealthy status: dial
+/// tcp …:2380"); the lines name the peers that are down, each shown once.
+fn quorum_lost(o: &Observed<'_>) -> Option<Found> {
+    let uncommitted = ["failed to commit proposal", "unhealthy cluster", "request timed out"]
+        .iter()
+        .any(|t| o.evidence.output.contains(t));
+    if !uncommitted {
+        return None;
+    }
+    let mut seen = Vec::new();
+    let lines = o.etcd(&["dial tcp", ":2380"]).into_iter().filter(|line| {
+        let target = dial_target(line).map(str::to_owned);
+        let new = !seen.contains(&target);
+        seen.push(target);
+        new
+    });
+    shown(Cause::QuorumLost, lines.collect())
+}
+
+/// The client refused etcd's certificate (`bad certificate` from a client): the certificate
+/// itself says why.
+fn server_certificate_refused(o: &Observed<'_>) -> Option<Found> {
+    let bad_certificate = o.rejected("bad certificate");
+    if bad_certificate.is_empty() {
+        return None;
+    }
+    let cert = o.evidence.server_cert.as_ref();
+    if cert.is_some_and(|c| c.expired) {
+        let fact = "/etc/etcd/kube-apiserver.crt: expired".to_owned();
+        return Some((Cause::CertExpired, [vec![fact], bad_certificate].concat()));
+    }
+    if let Some(cert) = cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost")) {
+        let fact = format!("/etc/etcd/kube-apiserver.crt SANs: {}", cert.sans.join(", "));
+        return Some((Cause::SanMismatch, [vec![fact], bad_certificate].concat()));
+    }
+    Some((Cause::TlsUntrustedServer, bad_certificate))
+}
+
+/// An https:// command against a unit that serves clients over plain http.
+fn plain_http_server(o: &Observed<'_>) -> Option<Found> {
+    if !o.evidence.command.contains("https://") {
+        return None;
+    }
+    let lines = listen_client_urls(&o.evidence.unit_file)
+        .into_iter()
+        .filter(|url| url.starts_with("http://"))
+        .map(|url| format!("unit: --listen-client-urls {url}"));
+    shown(Cause::PlainHttpServer, lines.collect())
+}
+
+/// etcd (or systemd) stated a reason no entry knows: the generic cause, quoting it whole — never
+/// the symptom while a reason is there. etcd's words first: systemd's verdict on a process that
+/// exited only repeats that it did.
+fn reason_unknown_to_the_table(o: &Observed<'_>) -> Option<Found> {
+    let verdict = o.state().map(verdict_line);
+    // A running etcd's errors are context, not why it failed to start.
+    let running = o.state().map_or(!o.said.last_run_ended(), |s| {
+        s.active == unit::ActiveState::Active
+    });
+    if let Some(reason) = o.said.reasons().first().filter(|_| !running) {
+        let mut lines = vec![format!("etcd's last words: {}", reason.text)];
+        lines.extend(verdict);
+        return Some((Cause::EtcdRefusedToStart, lines));
+    }
+    let state = o.state()?;
+    let failed = state.active == unit::ActiveState::Failed
+        || state.sub_state == "auto-restart"
+        || !matches!(state.result.as_str(), "success" | "");
+    if !failed {
+        return None;
+    }
+    let mut lines: Vec<String> = o
+        .said
+        .systemd()
+        .filter(|s| !s.text.contains("Started ") && !s.text.contains("Starting "))
+        .map(|s| format!("systemd's words: {}", s.text))
+        .collect();
+    lines = lines.split_off(lines.len().saturating_sub(3));
+    lines.extend(unexplained(o.evidence));
+    Some((Cause::UnitFailedToStart, lines))
+}
+
+/// Nothing listens on the client port and the unit is not active: etcd is not running, with
+/// systemd's word for how it came to be so (stopped by an operator, never started).
+fn not_running(o: &Observed<'_>) -> Option<Found> {
+    let port = client_port(&o.evidence.unit_file);
+    let not_listening = listening_on(&o.evidence.listening, port).is_none();
+    let state = o.state().filter(|s| s.active != unit::ActiveState::Active)?;
+    if !not_listening {
+        return None;
+    }
+    let mut lines = vec![format!("systemctl show etcd: {state}")];
+    lines.extend(
+        o.said
+            .systemd()
+            .filter(|s| s.text.contains("Stopped ") || s.text.contains("Deactivated"))
+            .map(|s| format!("systemd's words: {}", s.text))
+            .last(),
+    );
+    if state.unit_file_state != "enabled" && !state.unit_file_state.is_empty() {
+        lines.push(format!("systemctl show etcd: UnitFileState={}", state.unit_file_state));
+    }
+    lines.push(format!("ss -tlnp: nothing listens on port {port}"));
+    Some((Cause::NotRunning, lines))
 }
 
 /// What the evidence says when no cause fits, so that a diagnosis is never bare: etcd's last
@@ -751,7 +778,7 @@ mod tests {
         for (line, cause) in cases {
             let diagnosis = classify(&with_journal(line));
             assert_eq!(diagnosis.cause, cause, "{line}");
-            assert_eq!(diagnosis.shown_by, [line], "{line}");
+            assert_eq!(diagnosis.shown_by[0], line, "{line}");
         }
     }
 
@@ -1093,13 +1120,16 @@ mod tests {
             "LISTEN 0 4096 127.0.0.1:2379 0.0.0.0:* users:((\"etcd\",pid=123,fd=7))\n";
         let perl_listens = "LISTEN 0 5 127.0.0.1:2379 0.0.0.0:* users:((\"perl\",pid=77,fd=3))\n";
         let json_error = r#"etcd[1]: {"level":"error","msg":"failed to publish local member to cluster through raft","error":"etcdserver: request timed out"}"#;
-        // (journal, error-level lines, unit state, listening, lines the diagnosis must show)
-        let cases: [(&str, &str, &str, &str, &[&str]); 3] = [
+        // (journal, error-level lines, unit state, listening, cause, lines the diagnosis must
+        // show): a running etcd's error is context (unknown); a unit that crash-loops is a reason
+        // systemd states (generic: unit-failed-to-start), quoted with the rest.
+        let cases: [(&str, &str, &str, &str, Cause, &[&str]); 3] = [
             (
                 json_error,
                 "",
                 "ActiveState=active\nSubState=running\nResult=success\nMainPID=123\n",
                 etcd_listens,
+                Cause::Unknown,
                 &[
                     "etcd's last errors: etcd[1]: failed to publish local member to cluster through raft: etcdserver: request timed out",
                     "systemctl show etcd: ActiveState=active SubState=running NRestarts=0 Result=success",
@@ -1111,6 +1141,7 @@ mod tests {
                 "publish error: etcdserver: request timed out\n",
                 "ActiveState=activating\nSubState=auto-restart\nResult=exit-code\nMainPID=0\n",
                 perl_listens,
+                Cause::UnitFailedToStart,
                 &[
                     "etcd's last errors: publish error: etcdserver: request timed out",
                     "Result=exit-code",
@@ -1122,13 +1153,14 @@ mod tests {
                 "",
                 "ActiveState=active\nSubState=running\nResult=success\nMainPID=9\n",
                 "State Recv-Q Send-Q Local Address:Port\n",
+                Cause::Unknown,
                 &[
                     "etcd's journal has no error-level line",
                     "ss -tlnp: nothing listens on port 2379",
                 ],
             ),
         ];
-        for (journal, errors, state, listening, shows) in cases {
+        for (journal, errors, state, listening, cause, shows) in cases {
             let evidence = Evidence {
                 journal: journal.into(),
                 errors: errors.into(),
@@ -1138,7 +1170,7 @@ mod tests {
                 ..Evidence::default()
             };
             let diagnosis = classify(&evidence);
-            assert_eq!(diagnosis.cause, Cause::Unknown, "{diagnosis:?}");
+            assert_eq!(diagnosis.cause, cause, "{diagnosis:?}");
             for want in shows {
                 assert!(
                     diagnosis.shown_by.iter().any(|l| l.contains(want)),

@@ -291,6 +291,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
         | Cause::PeerCertRejected
         | Cause::PeerUnreachable
         | Cause::Unknown => return advice(cause_advice(cause)),
+        _ => return advice(cause_advice(cause)),
     };
     Fix::Steps(steps)
 }

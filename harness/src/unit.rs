@@ -68,6 +68,12 @@ pub struct UnitState {
     pub need_daemon_reload: bool,
     /// `UnitFileState` (`enabled`, `disabled`, …; empty when systemd knows no unit file).
     pub unit_file_state: String,
+    /// `ExecMainCode`: how the last main process ended (1 exited, 2 killed, 3 dumped; 0 none).
+    pub exec_main_code: u32,
+    /// `ExecMainStatus`: its exit status, or the signal that ended it.
+    pub exec_main_status: u32,
+    /// `LoadError`: why systemd could not load the unit (empty when it could).
+    pub load_error: String,
 }
 
 impl UnitState {
@@ -90,6 +96,9 @@ impl UnitState {
             main_pid: get("MainPID").parse().unwrap_or(0),
             need_daemon_reload: get("NeedDaemonReload") == "yes",
             unit_file_state: get("UnitFileState"),
+            exec_main_code: get("ExecMainCode").parse().unwrap_or(0),
+            exec_main_status: get("ExecMainStatus").parse().unwrap_or(0),
+            load_error: get("LoadError"),
         }
     }
 
@@ -143,7 +152,7 @@ pub async fn state(node: &NodeHandle) -> Result<UnitState, EngineError> {
                 "show",
                 UNIT,
                 "-p",
-                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID,NeedDaemonReload,UnitFileState",
+                "LoadState,ActiveState,SubState,NRestarts,Result,MainPID,NeedDaemonReload,UnitFileState,ExecMainCode,ExecMainStatus,LoadError",
             ],
             Duration::from_secs(10),
         )
@@ -218,7 +227,8 @@ pub async fn stays_active(
 
 /// The unit's journal since `since_epoch` (seconds): etcd's own lines and systemd's lines about the
 /// unit. etcd's are matched by syslog identifier too, because journald can miss the unit field on the
-/// last line before a fast exit.
+/// last line before a fast exit. Each line reads `etcd[133]: …` or `systemd[1]: …`: who said it,
+/// and what (journalctl's short form without its date and host).
 pub async fn journal(node: &NodeHandle, since_epoch: u64) -> Result<String, EngineError> {
     journal_at(node, since_epoch, None).await
 }
@@ -235,7 +245,7 @@ async fn journal_at(
     priority: Option<&str>,
 ) -> Result<String, EngineError> {
     let since = format!("@{since_epoch}");
-    let mut argv = vec!["journalctl", "--no-pager", "-o", "cat", "--since", &since];
+    let mut argv = vec!["journalctl", "--no-pager", "-q", "-o", "short", "--since", &since];
     if let Some(priority) = priority {
         argv.extend(["-p", priority]);
     }
@@ -247,7 +257,32 @@ async fn journal_at(
         "SYSLOG_IDENTIFIER=etcd",
     ]);
     let out = node.exec(&argv, Duration::from_secs(15)).await?;
-    Ok(out.stdout)
+    Ok(out.stdout.lines().map(without_date_and_host).fold(
+        String::new(),
+        |mut text, line| {
+            text.push_str(line);
+            text.push('\n');
+            text
+        },
+    ))
+}
+
+/// A `journalctl -o short` line without its date and host: `etcd[133]: message`, who said it
+/// and what, as the harness shows evidence.
+fn without_date_and_host(line: &str) -> &str {
+    // `Dec 03 08:00:01 server etcd[133]: …`: three words of date and time, then the host.
+    let mut rest = line;
+    for _ in 0..4 {
+        match rest.split_once(' ') {
+            Some((_, after)) => rest = after.trim_start(),
+            None => return line,
+        }
+    }
+    if rest.split_once(": ").is_some_and(|(who, _)| who.ends_with(']')) {
+        rest
+    } else {
+        line
+    }
 }
 
 /// Seconds since the epoch, for `journalctl --since @…`.

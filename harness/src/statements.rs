@@ -1,0 +1,245 @@
+//! What etcd and systemd said, as fields: each journal line of a member split into who said it
+//! (etcd's process by its pid, or systemd), at what level, its message, its error and its named
+//! fields. etcd 3.4 logs text (its level is the journal's priority, read apart: the `errors`
+//! journal); 3.5+ logs JSON (`level`, `msg`, `error` and the rest). Pure: parsing only.
+
+use std::collections::BTreeMap;
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// How serious a line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Debug or info.
+    Info,
+    /// A warning.
+    Warn,
+    /// An error.
+    Error,
+    /// etcd exits after it (`fatal`, `panic`, 3.4's `C`/`F`).
+    Fatal,
+}
+
+/// Who said a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    /// etcd's process with this pid.
+    Etcd(u32),
+    /// systemd (about the unit).
+    Systemd,
+    /// Anyone else, or a line without a journal prefix.
+    Other,
+}
+
+/// One line, as fields.
+#[derive(Debug, Clone)]
+pub struct Said {
+    /// Who said it.
+    pub speaker: Speaker,
+    /// Its level, where the line or the journal says it.
+    pub level: Option<Level>,
+    /// The message (3.5's `msg`; 3.4's and systemd's whole text).
+    pub msg: String,
+    /// 3.5's `error` field.
+    pub error: Option<String>,
+    /// 3.5's other string fields.
+    pub fields: BTreeMap<String, String>,
+    /// The line as text (`<msg>: <error>`), as a person reads it.
+    pub text: String,
+}
+
+/// Everything a member's journal said, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Statements {
+    /// Each line.
+    pub lines: Vec<Said>,
+}
+
+/// `ident[pid]: ` behind an optional `Mon DD HH:MM:SS host ` prefix.
+static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[A-Z][a-z]{2} [ 0-9]\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \S+ )?([A-Za-z0-9_.@-]+)\[(\d+)\]: ")
+        .expect("the prefix pattern")
+});
+
+/// 3.4's text levels when it writes to a terminal rather than to the journal (`C | `, `F | `).
+static TEXT_LEVEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([CEWNIDF]) \| ").expect("the level pattern"));
+
+impl Statements {
+    /// Parses a journal (`ident[pid]: message` lines, with or without journalctl's date and host)
+    /// and its lines at priority err and above (`errors`, the same rendering; may be empty).
+    pub fn parse(journal: &str, errors: &str) -> Self {
+        let errors: Vec<&str> = errors.lines().map(str::trim).collect();
+        let lines = journal
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|line| Self::said(line, errors.contains(&line.trim())))
+            .collect();
+        Self { lines }
+    }
+
+    fn said(line: &str, at_error_priority: bool) -> Said {
+        let (speaker, body) = match PREFIX.captures(line) {
+            Some(caps) => {
+                let pid = caps[2].parse().unwrap_or(0);
+                let speaker = match &caps[1] {
+                    "etcd" => Speaker::Etcd(pid),
+                    "systemd" => Speaker::Systemd,
+                    _ => Speaker::Other,
+                };
+                (speaker, &line[caps.get(0).map_or(0, |m| m.end())..])
+            }
+            None => (Speaker::Other, line),
+        };
+        let text = crate::etcdlog::readable(body).trim().to_owned();
+        let json = body
+            .find('{')
+            .and_then(|at| serde_json::from_str::<serde_json::Value>(&body[at..]).ok());
+        let (level, msg, error, fields) = match json {
+            Some(serde_json::Value::Object(map)) if map.contains_key("msg") => {
+                let level = map.get("level").and_then(|l| l.as_str()).map(|l| match l {
+                    "fatal" | "panic" | "dpanic" => Level::Fatal,
+                    "error" => Level::Error,
+                    "warn" => Level::Warn,
+                    _ => Level::Info,
+                });
+                let get = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let fields = map
+                    .iter()
+                    .filter(|(k, _)| !["level", "ts", "caller", "msg", "error"].contains(&k.as_str()))
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect();
+                (level, get("msg").unwrap_or_default(), get("error"), fields)
+            }
+            _ => {
+                let level = TEXT_LEVEL
+                    .captures(body)
+                    .map(|c| match &c[1] {
+                        "C" | "F" => Level::Fatal,
+                        "E" => Level::Error,
+                        "W" => Level::Warn,
+                        _ => Level::Info,
+                    })
+                    .or(at_error_priority.then_some(Level::Error));
+                (level, body.trim().to_owned(), None, BTreeMap::new())
+            }
+        };
+        Said {
+            speaker,
+            level,
+            msg,
+            error,
+            fields,
+            text,
+        }
+    }
+
+    /// etcd's lines.
+    pub fn etcd(&self) -> impl DoubleEndedIterator<Item = &Said> {
+        self.lines
+            .iter()
+            .filter(|s| matches!(s.speaker, Speaker::Etcd(_)))
+    }
+
+    /// systemd's lines about the unit.
+    pub fn systemd(&self) -> impl DoubleEndedIterator<Item = &Said> {
+        self.lines.iter().filter(|s| s.speaker == Speaker::Systemd)
+    }
+
+    /// The pid of etcd's last run: the last etcd process the journal shows.
+    pub fn last_pid(&self) -> Option<u32> {
+        self.etcd().last().and_then(|s| match s.speaker {
+            Speaker::Etcd(pid) => Some(pid),
+            _ => None,
+        })
+    }
+
+    /// Whether etcd's last run ended: systemd logged the end of a main process after its lines.
+    pub fn last_run_ended(&self) -> bool {
+        let last_etcd = self
+            .lines
+            .iter()
+            .rposition(|s| matches!(s.speaker, Speaker::Etcd(_)));
+        let last_exit = self
+            .lines
+            .iter()
+            .rposition(|s| s.speaker == Speaker::Systemd && s.msg.contains("Main process exited"));
+        matches!((last_etcd, last_exit), (Some(e), Some(x)) if x > e)
+    }
+
+    /// What etcd's last run gave as its reasons, last first: its error and fatal lines; when its
+    /// lines carry no level (3.4's text read without the journal's priorities) and the run ended,
+    /// its last lines, where an exiting etcd says why.
+    pub fn reasons(&self) -> Vec<&Said> {
+        const LAST_WORDS: usize = 3;
+        let Some(pid) = self.last_pid() else {
+            return Vec::new();
+        };
+        let run: Vec<&Said> = self
+            .etcd()
+            .filter(|s| s.speaker == Speaker::Etcd(pid))
+            .collect();
+        let leveled = run.iter().any(|s| s.level.is_some());
+        let mut reasons: Vec<&Said> = if leveled {
+            run.iter()
+                .filter(|s| s.level >= Some(Level::Error))
+                .copied()
+                .collect()
+        } else if self.last_run_ended() {
+            run[run.len().saturating_sub(LAST_WORDS)..].to_vec()
+        } else {
+            Vec::new()
+        };
+        reasons.reverse();
+        reasons
+    }
+
+    /// The exit status systemd reported for the last main process that ended
+    /// (`status=217/USER`): the number and systemd's name for it.
+    pub fn exit_status(&self) -> Option<(u16, String)> {
+        static STATUS: LazyLock<Regex> = LazyLock::new(|| {
+            Regex::new(r"status=(\d+)/([A-Z_]+)").expect("the status pattern")
+        });
+        self.systemd()
+            .filter_map(|s| STATUS.captures(&s.msg))
+            .last()
+            .and_then(|c| Some((c[1].parse().ok()?, c[2].to_owned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_3_5_line_splits_into_level_message_error_and_fields() {
+        let journal = r#"Dec 03 08:00:01 server etcd[140]: {"level":"fatal","ts":"x","caller":"etcdmain/etcd.go:204","msg":"discovery failed","error":"couldn't find local name \"ip\" in the initial cluster configuration","stacktrace":"…"}
+Dec 03 08:00:01 server systemd[1]: etcd.service: Main process exited, code=exited, status=1/FAILURE"#;
+        let said = Statements::parse(journal, "");
+        let etcd: Vec<&Said> = said.etcd().collect();
+        assert_eq!(etcd[0].level, Some(Level::Fatal));
+        assert_eq!(etcd[0].msg, "discovery failed");
+        assert!(etcd[0].error.as_deref().unwrap().starts_with("couldn't find local name"));
+        assert_eq!(etcd[0].fields["stacktrace"], "…");
+        assert!(said.last_run_ended());
+        assert_eq!(said.reasons()[0].msg, "discovery failed");
+        assert_eq!(said.exit_status(), Some((1, "FAILURE".into())));
+    }
+
+    #[test]
+    fn a_3_4_runs_reasons_are_its_last_words_or_its_error_priority_lines() {
+        let journal = "etcd[7]: etcd Version: 3.4.23\netcd[9]: loaded\netcd[9]: listen tcp 127.0.0.1:2379: bind: address already in use\nsystemd[1]: etcd.service: Main process exited, code=exited, status=1/FAILURE\n";
+        let said = Statements::parse(journal, "");
+        assert_eq!(said.last_pid(), Some(9));
+        assert_eq!(said.reasons()[0].msg, "listen tcp 127.0.0.1:2379: bind: address already in use");
+        assert!(said.reasons().iter().all(|s| s.speaker == Speaker::Etcd(9)));
+        // With the journal's priorities, only the error lines.
+        let errors = "etcd[9]: listen tcp 127.0.0.1:2379: bind: address already in use\n";
+        let said = Statements::parse(journal, errors);
+        assert_eq!(said.reasons().len(), 1);
+        // A run still going, without levels, gave no reason.
+        let said = Statements::parse("etcd[9]: serving\n", "");
+        assert!(said.reasons().is_empty());
+    }
+}

@@ -53,6 +53,17 @@ enum Command {
         #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
         scenarios: PathBuf,
     },
+    /// The causes a diagnosis can name, and the harvested table of etcd's and systemd's messages
+    /// each means (template, versions, source, explanation, fix).
+    Causes {
+        /// Instead, how much of the table the diagnosis covers, per version: templates, mapped to
+        /// a specific cause, with a fix, reproduced by a catalogue scenario.
+        #[arg(long)]
+        coverage: bool,
+        /// Directory holding scenario files (what they assert counts as reproduced).
+        #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
+        scenarios: PathBuf,
+    },
     /// Check scenarios before anything runs — the unit as systemd reads it, and the bootstrap's
     /// pieces against each other — printing each finding with its file, line and fix. Exits 1 on a
     /// finding that would stop a run.
@@ -309,6 +320,17 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 }
             }
             emit(&out)?;
+            Ok(true)
+        }
+        Command::Causes {
+            coverage,
+            scenarios,
+        } => {
+            emit(&if coverage {
+                crate::causes::coverage(&scenarios)?
+            } else {
+                crate::causes::table()
+            })?;
             Ok(true)
         }
         Command::Lint {

@@ -13,6 +13,7 @@ pub mod artefacts;
 pub mod bench;
 pub mod cache;
 pub mod cause;
+pub mod causes;
 pub mod checks;
 pub mod cli;
 pub mod cluster;

@@ -121,6 +121,12 @@ pub enum Cause {
     EnvironmentFileMissing,
     /// systemd refuses to load the unit file (a bad or missing setting).
     UnitBadSetting,
+    /// The unit is masked (linked to /dev/null).
+    UnitMasked,
+    /// A unit etcd.service requires failed.
+    DependencyFailed,
+    /// etcd did not stop within `TimeoutStopSec=`.
+    StopTimeout,
     /// systemd ignored a line of the unit file: not a failure by itself.
     UnitSettingIgnored,
     /// A step of systemd's set-up before etcd runs failed (a limit, a namespace, a capability).
@@ -195,6 +201,9 @@ by_name!(Cause {
     "working-directory-missing" => WorkingDirectoryMissing,
     "environment-file-missing" => EnvironmentFileMissing,
     "unit-bad-setting" => UnitBadSetting,
+    "unit-masked" => UnitMasked,
+    "dependency-failed" => DependencyFailed,
+    "stop-timeout" => StopTimeout,
     "unit-setting-ignored" => UnitSettingIgnored,
     "unit-setup-failed" => UnitSetupFailed,
     "start-timeout" => StartTimeout,
@@ -302,6 +311,9 @@ impl Cause {
             Self::WorkingDirectoryMissing => "the unit's WorkingDirectory= does not exist, so systemd cannot start etcd there (status 200/CHDIR)",
             Self::EnvironmentFileMissing => "the unit's EnvironmentFile= does not exist (and is not marked optional with '-'), so systemd does not start etcd (Result=resources)",
             Self::UnitBadSetting => "systemd refuses to load etcd.service: a setting it needs is missing or wrong, so nothing is started",
+            Self::UnitMasked => "etcd.service is masked (a link to /dev/null), so systemd refuses to start it",
+            Self::DependencyFailed => "a unit etcd.service requires failed, so systemd did not start etcd",
+            Self::StopTimeout => "etcd did not stop within TimeoutStopSec=, so systemd killed it",
             Self::UnitSettingIgnored => "systemd ignored a line of etcd.service (a warning, not a failure by itself)",
             Self::UnitSetupFailed => "systemd could not set up what the unit asks for before running etcd (a limit, a namespace, a capability, a directory)",
             Self::StartTimeout => "etcd did not report itself ready (Type=notify) within TimeoutStartSec=, so systemd killed it",

@@ -16,7 +16,7 @@ use crate::scenario::{self, JournalPattern, Scenario};
 /// The table: each cause, its kind and explanation, then the messages of etcd and systemd that
 /// mean it, and systemd's `Result=` values and exit statuses.
 pub fn table() -> String {
-    let mut by_cause: BTreeMap<Cause, Vec<(&str, &Message)>> = BTreeMap::new();
+    let mut by_cause: BTreeMap<Option<Cause>, Vec<(&str, &Message)>> = BTreeMap::new();
     for message in &messages::etcd().messages {
         by_cause.entry(message.cause).or_default().push(("etcd", message));
     }
@@ -32,13 +32,13 @@ pub fn table() -> String {
             Kind::Symptom => " (a symptom: only when no evidence holds a reason)",
         };
         let _ = writeln!(out, "{cause}{kind}\n  {}", cause.explanation());
-        for status in systemd.exit_statuses.iter().filter(|s| s.cause == cause) {
+        for status in systemd.exit_statuses.iter().filter(|s| s.cause == Some(cause)) {
             let _ = writeln!(out, "  systemd status={}/{}: {}", status.code, status.name, status.explanation);
         }
         for result in systemd.results.iter().filter(|r| r.cause == Some(cause)) {
             let _ = writeln!(out, "  systemd Result={}: {}", result.value, result.explanation);
         }
-        for (who, message) in by_cause.get(&cause).into_iter().flatten() {
+        for (who, message) in by_cause.get(&Some(cause)).into_iter().flatten() {
             let _ = writeln!(
                 out,
                 "  {who} {} [{}] {}",
@@ -106,18 +106,23 @@ pub fn coverage(dir: &Path) -> Result<String, scenario::ScenarioError> {
     }
     let table = messages::systemd();
     let unmapped_results = table.results.iter().filter(|r| r.cause.is_none() && r.value != "success").count();
-    let unmapped_statuses = table
+    let setup: Vec<_> = table
         .exit_statuses
         .iter()
-        .filter(|s| s.cause.kind() != Kind::Specific)
+        .filter(|s| (200..300).contains(&s.code))
+        .collect();
+    let unmapped_setup = setup
+        .iter()
+        .filter(|s| s.cause.is_none_or(|c| c.kind() != Kind::Specific))
         .count();
     let _ = writeln!(
         out,
-        "systemd Result= values: {} ({} without a cause); exec exit statuses: {} ({} without a specific cause)",
+        "systemd Result= values: {} ({} without a cause); exec set-up statuses (status=2xx): {} ({} without a specific cause); other exit statuses: {}",
         table.results.len(),
         unmapped_results,
-        table.exit_statuses.len(),
-        unmapped_statuses
+        setup.len(),
+        unmapped_setup,
+        table.exit_statuses.len() - setup.len()
     );
     let _ = writeln!(
         out,

@@ -335,9 +335,9 @@ fn etcd_table(o: &Observed<'_>) -> Option<Found> {
     let table = messages::etcd();
     o.said.reasons().into_iter().find_map(|reason| {
         let found = table.find(&reason.text)?;
-        let cause = found.message.cause;
+        let cause = found.message.specific()?;
         let denied = cause == Cause::PortInUse;
-        (cause.kind() == Kind::Specific && !denied).then(|| {
+        (!denied).then(|| {
             (
                 cause,
                 vec![
@@ -360,16 +360,19 @@ fn systemd_verdict(o: &Observed<'_>) -> Option<Found> {
         lines
     };
     if let Some((code, name)) = o.said.exit_status() {
-        if let Some(status) = table.exit_status(code).filter(|s| s.cause.kind() == Kind::Specific) {
-            let line = o.systemd(&format!("status={code}/{name}"));
-            let mut lines = line.into_iter().take(1).collect::<Vec<_>>();
-            lines.push(format!("systemd's words: status={code}/{name}: {}", status.explanation));
-            return Some((status.cause, with_verdict(lines)));
+        let status = table.exit_status(code);
+        if let Some((status, cause)) = status.and_then(|s| Some((s, s.cause?))) {
+            if cause.kind() == Kind::Specific {
+                let line = o.systemd(&format!("status={code}/{name}"));
+                let mut lines = line.into_iter().take(1).collect::<Vec<_>>();
+                lines.push(format!("systemd's words: status={code}/{name}: {}", status.explanation));
+                return Some((cause, with_verdict(lines)));
+            }
         }
     }
     let said = o.said.systemd().rev().find_map(|s| {
         let found = table.find(&s.text)?;
-        (found.message.cause.kind() == Kind::Specific).then(|| (found.message.cause, s.text.clone()))
+        Some((found.message.specific()?, s.text.clone()))
     });
     if let Some((cause, line)) = said {
         return Some((cause, with_verdict(vec![line])));
@@ -454,7 +457,7 @@ fn reason_unknown_to_the_table(o: &Observed<'_>) -> Option<Found> {
     let running = o.state().map_or(!o.said.last_run_ended(), |s| {
         s.active == unit::ActiveState::Active
     });
-    if let Some(reason) = o.said.reasons().first().filter(|_| !running) {
+    if let Some(reason) = o.said.last_words().filter(|_| !running) {
         let mut lines = vec![format!("etcd's last words: {}", reason.text)];
         lines.extend(verdict);
         return Some((Cause::EtcdRefusedToStart, lines));

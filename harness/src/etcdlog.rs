@@ -30,6 +30,7 @@ pub fn readable(line: &str) -> Cow<'_, str> {
         ("remote-peer-id", "peer"),
         ("peer-id", "peer"),
         ("remote-addr", "from"),
+        ("environment-variable", "environment-variable"),
     ] {
         if let Some(value) = fields.get(key).and_then(|v| v.as_str()) {
             text.push_str(&format!(" ({label} {value})"));

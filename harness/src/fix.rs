@@ -291,9 +291,36 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
         | Cause::PeerCertRejected
         | Cause::PeerUnreachable
         | Cause::Unknown => return advice(cause_advice(cause)),
-        _ => return advice(cause_advice(cause)),
+        _ => match crate::config_fix::for_cause(cause, evidence, shown_by, &unit) {
+            Some(command) => vec![run(command)],
+            None => return advice(cause_advice(cause)),
+        },
     };
-    Fix::Steps(steps)
+    Fix::Steps(after_start_limit(steps, evidence))
+}
+
+/// A unit systemd stopped restarting (`Result=start-limit-hit`) refuses a start until its
+/// failures are forgotten: each restart of the fix resets them first.
+fn after_start_limit(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
+    let limited = evidence
+        .unit_state
+        .as_ref()
+        .is_some_and(|s| s.result == "start-limit-hit");
+    if !limited {
+        return steps;
+    }
+    steps
+        .into_iter()
+        .map(|step| match step {
+            FixStep::Run { on, command } => FixStep::Run {
+                on,
+                command: command
+                    .replace("systemctl restart etcd", "systemctl reset-failed etcd && systemctl restart etcd")
+                    .replace("systemctl start etcd", "systemctl reset-failed etcd && systemctl start etcd"),
+            },
+            other => other,
+        })
+        .collect()
 }
 
 /// What to do about a cause whose steps one member's evidence cannot give.

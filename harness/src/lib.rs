@@ -16,6 +16,7 @@ pub mod cause;
 pub mod causes;
 pub mod checks;
 pub mod cli;
+pub mod config_fix;
 pub mod cluster;
 pub mod diagnose;
 pub mod downloads;

@@ -28,7 +28,7 @@ use systemd::Verified;
 
 mod facts;
 mod rules;
-pub use rules::nearest_flag;
+pub use rules::{edits, nearest_flag};
 mod shell;
 mod systemd;
 mod unit_text;

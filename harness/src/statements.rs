@@ -58,7 +58,7 @@ pub struct Statements {
 
 /// `ident[pid]: ` behind an optional `Mon DD HH:MM:SS host ` prefix.
 static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:[A-Z][a-z]{2} [ 0-9]\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \S+ )?([A-Za-z0-9_.@-]+)\[(\d+)\]: ")
+    Regex::new(r"^(?:[A-Z][a-z]{2} [ 0-9]\d \d{2}:\d{2}:\d{2}(?:\.\d+)? \S+ )?([A-Za-z0-9_.@()-]+)\[(\d+)\]: ")
         .expect("the prefix pattern")
 });
 
@@ -85,7 +85,9 @@ impl Statements {
                 let pid = caps[2].parse().unwrap_or(0);
                 let speaker = match &caps[1] {
                     "etcd" => Speaker::Etcd(pid),
+                    // `(etcd)[212]` is systemd's own process before it executes etcd.
                     "systemd" => Speaker::Systemd,
+                    ident if ident.starts_with('(') => Speaker::Systemd,
                     _ => Speaker::Other,
                 };
                 (speaker, &line[caps.get(0).map_or(0, |m| m.end())..])
@@ -168,31 +170,47 @@ impl Statements {
         matches!((last_etcd, last_exit), (Some(e), Some(x)) if x > e)
     }
 
-    /// What etcd's last run gave as its reasons, last first: its error and fatal lines; when its
-    /// lines carry no level (3.4's text read without the journal's priorities) and the run ended,
-    /// its last lines, where an exiting etcd says why.
+    /// What etcd's last run gave as its reasons, last first. A run that ended: every line it
+    /// wrote but its informational ones (3.5 warns `failed to verify flags` before it exits; 3.4's
+    /// text, read without the journal's priorities, has no level, and may follow its error with
+    /// its usage). A run still going: its error and fatal lines.
     pub fn reasons(&self) -> Vec<&Said> {
-        const LAST_WORDS: usize = 3;
         let Some(pid) = self.last_pid() else {
             return Vec::new();
         };
-        let run: Vec<&Said> = self
+        let least = if self.last_run_ended() {
+            Level::Warn
+        } else {
+            Level::Error
+        };
+        let mut reasons: Vec<&Said> = self
             .etcd()
             .filter(|s| s.speaker == Speaker::Etcd(pid))
+            .filter(|s| s.level.map_or(least == Level::Warn, |l| l >= least))
             .collect();
-        let leveled = run.iter().any(|s| s.level.is_some());
-        let mut reasons: Vec<&Said> = if leveled {
-            run.iter()
-                .filter(|s| s.level >= Some(Level::Error))
-                .copied()
-                .collect()
-        } else if self.last_run_ended() {
-            run[run.len().saturating_sub(LAST_WORDS)..].to_vec()
-        } else {
-            Vec::new()
-        };
         reasons.reverse();
         reasons
+    }
+
+    /// The reason to quote when no table entry knows it: the latest line etcd's last run wrote
+    /// at warning level or above, or, without levels, the latest that reads as an error.
+    pub fn last_words(&self) -> Option<&Said> {
+        const ERROR_WORDS: [&str; 14] = [
+            "error", "invalid", "failed", "cannot", "couldn't", "not ", "in use", "denied",
+            "no such", "refus", "unable", "must", "required", "mismatch",
+        ];
+        let reasons = self.reasons();
+        reasons
+            .iter()
+            .find(|s| s.level.is_some())
+            .or_else(|| {
+                reasons.iter().find(|s| {
+                    let text = s.text.to_lowercase();
+                    ERROR_WORDS.iter().any(|w| text.contains(w))
+                })
+            })
+            .or(reasons.first())
+            .copied()
     }
 
     /// The exit status systemd reported for the last main process that ended
@@ -229,15 +247,20 @@ Dec 03 08:00:01 server systemd[1]: etcd.service: Main process exited, code=exite
 
     #[test]
     fn a_3_4_runs_reasons_are_its_last_words_or_its_error_priority_lines() {
-        let journal = "etcd[7]: etcd Version: 3.4.23\netcd[9]: loaded\netcd[9]: listen tcp 127.0.0.1:2379: bind: address already in use\nsystemd[1]: etcd.service: Main process exited, code=exited, status=1/FAILURE\n";
+        let journal = "etcd[7]: etcd Version: 3.4.23\netcd[9]: loaded\netcd[9]: listen tcp 127.0.0.1:2379: bind: address already in use\netcd[9]:   etcd grpc-proxy\nsystemd[1]: etcd.service: Main process exited, code=exited, status=1/FAILURE\n";
         let said = Statements::parse(journal, "");
         assert_eq!(said.last_pid(), Some(9));
-        assert_eq!(said.reasons()[0].msg, "listen tcp 127.0.0.1:2379: bind: address already in use");
+        assert_eq!(said.reasons().len(), 3);
         assert!(said.reasons().iter().all(|s| s.speaker == Speaker::Etcd(9)));
-        // With the journal's priorities, only the error lines.
+        // The usage that follows the error is not quoted as the reason.
+        assert_eq!(said.last_words().unwrap().msg, "listen tcp 127.0.0.1:2379: bind: address already in use");
+        // With the journal's priorities, the error line is the one quoted.
         let errors = "etcd[9]: listen tcp 127.0.0.1:2379: bind: address already in use\n";
         let said = Statements::parse(journal, errors);
-        assert_eq!(said.reasons().len(), 1);
+        assert_eq!(said.last_words().unwrap().level, Some(Level::Error));
+        // systemd's process before it executes etcd speaks as systemd.
+        let said = Statements::parse("(etcd)[212]: etcd.service: Failed to determine user credentials: No such process\n", "");
+        assert_eq!(said.lines[0].speaker, Speaker::Systemd);
         // A run still going, without levels, gave no reason.
         let said = Statements::parse("etcd[9]: serving\n", "");
         assert!(said.reasons().is_empty());

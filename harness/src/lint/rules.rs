@@ -101,7 +101,7 @@ pub fn nearest_flag(name: &str) -> Option<&'static str> {
 }
 
 /// The edit distance of two short strings.
-pub(super) fn edits(a: &str, b: &str) -> usize {
+pub fn edits(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -47,6 +47,8 @@ pub enum Cause {
     OwnPortsOverlap,
     /// Another process holds etcd's port.
     PortInUse,
+    /// A listen URL names an IP address this machine does not have.
+    ListenAddressNotLocal,
     /// The key file does not belong to the certificate.
     KeyMismatch,
     /// A certificate, key or CA file is present but unusable, or the TLS flags are incomplete.
@@ -73,6 +75,10 @@ pub enum Cause {
     MemberRemoved,
     /// Members of different clusters (another token or cluster ID) talk to each other.
     ClusterIdMismatch,
+    /// The members do not know this member's ID (never added, or removed and added anew).
+    MemberUnknown,
+    /// The member's data was wiped or restored from an older copy while the cluster kept it.
+    MemberDataLost,
     /// Discovery failed.
     DiscoveryFailed,
     /// etcd refuses to run on this platform without `ETCD_UNSUPPORTED_ARCH`.
@@ -164,6 +170,7 @@ by_name!(Cause {
     "conflicting-config" => ConflictingConfig,
     "own-ports-overlap" => OwnPortsOverlap,
     "port-in-use" => PortInUse,
+    "listen-address-not-local" => ListenAddressNotLocal,
     "key-mismatch" => KeyMismatch,
     "tls-config-invalid" => TlsConfigInvalid,
     "permission-denied" => PermissionDenied,
@@ -177,6 +184,8 @@ by_name!(Cause {
     "member-already-bootstrapped" => MemberAlreadyBootstrapped,
     "member-removed" => MemberRemoved,
     "cluster-id-mismatch" => ClusterIdMismatch,
+    "member-unknown" => MemberUnknown,
+    "member-data-lost" => MemberDataLost,
     "discovery-failed" => DiscoveryFailed,
     "unsupported-platform" => UnsupportedPlatform,
     "version-incompatible" => VersionIncompatible,
@@ -274,6 +283,7 @@ impl Cause {
             Self::ConflictingConfig => "the unit gives etcd settings that contradict each other, so etcd refused them and exited",
             Self::OwnPortsOverlap => "the unit's own URLs ask etcd to listen on one address twice (peer and client on one port): etcd holds the first and cannot bind the second, though no other process holds it",
             Self::PortInUse => "another process already listens on etcd's port, so etcd cannot bind it and exits; systemd restarts it every RestartSec",
+            Self::ListenAddressNotLocal => "a listen URL names an IP address this machine does not have, so etcd cannot bind it and exits",
             Self::KeyMismatch => "kube-apiserver.key does not hold the private key of kube-apiserver.crt, so etcd cannot load its TLS identity",
             Self::TlsConfigInvalid => "a certificate, key or CA file is there but etcd cannot use it, or the TLS flags are incomplete, so it exited",
             Self::PermissionDenied => "etcd's user may not read a certificate, key or its data directory",
@@ -287,6 +297,8 @@ impl Cause {
             Self::MemberAlreadyBootstrapped => "the cluster already knows this member, whose data directory is gone: it must be removed and added anew, or start on its old data",
             Self::MemberRemoved => "this member was removed from the cluster and starts on its old data: the cluster refuses it",
             Self::ClusterIdMismatch => "members of different clusters (another --initial-cluster-token or data directory) talk to each other and refuse each other",
+            Self::MemberUnknown => "the members do not know this member's ID: it was never added with etcdctl member add (or was removed and added anew), so they refuse it",
+            Self::MemberDataLost => "the member's data directory was wiped, replaced or restored from an older copy while the cluster kept it as a member, so its log is shorter than the cluster remembers",
             Self::DiscoveryFailed => "etcd's discovery of its cluster failed, so it exited",
             Self::UnsupportedPlatform => "etcd refuses to run on this platform unless ETCD_UNSUPPORTED_ARCH is set",
             Self::VersionIncompatible => "the cluster's or the data's version is one this etcd cannot work with",

@@ -44,6 +44,9 @@ pub struct Evidence {
     pub server_cert: Option<CertFacts>,
     /// The names of the files in `/etc/etcd`.
     pub etc_etcd: Vec<String>,
+    /// In a cluster: whether the member answered a health probe of its own
+    /// (`etcdctl endpoint health` on its client URL, in the node); `None` where none was made.
+    pub healthy: Option<bool>,
 }
 
 /// A named cause and the evidence lines that show it.
@@ -70,9 +73,19 @@ pub fn classify_nodes(nodes: &[Evidence]) -> Diagnosis {
     if let [evidence] = nodes {
         return classify(evidence);
     }
+    // Quorum is lost only when a majority of the members fail their own probe: where most
+    // answer, a member's words about uncommitted proposals name something else.
+    let probed: Vec<bool> = nodes.iter().filter_map(|e| e.healthy).collect();
+    let majority_healthy = probed.iter().filter(|h| **h).count() * 2 > nodes.len();
     let found: Vec<(&str, Diagnosis)> = nodes
         .iter()
-        .map(|evidence| (evidence.host.as_str(), classify(evidence)))
+        .map(|evidence| {
+            let mut diagnosis = classify(evidence);
+            if diagnosis.cause == Cause::QuorumLost && majority_healthy {
+                diagnosis = classify_without_quorum(evidence);
+            }
+            (evidence.host.as_str(), diagnosis)
+        })
         .collect();
     let cause = found
         .iter()
@@ -242,6 +255,16 @@ const MATCHERS: &[Matcher] = &[
     not_running,
 ];
 
+/// [`classify`] with a lost quorum denied by the facts: the output's uncommitted proposals are
+/// read as not said.
+fn classify_without_quorum(evidence: &Evidence) -> Diagnosis {
+    let quiet = Evidence {
+        output: String::new(),
+        ..evidence.clone()
+    };
+    classify(&quiet)
+}
+
 /// The cause the evidence shows, and the lines that show it.
 fn name_cause(evidence: &Evidence) -> Found {
     let observed = Observed {
@@ -336,7 +359,9 @@ fn etcd_table(o: &Observed<'_>) -> Option<Found> {
     o.said.reasons().into_iter().find_map(|reason| {
         let found = table.find(&reason.text)?;
         let cause = found.message.specific()?;
-        let denied = cause == Cause::PortInUse;
+        // Facts name these, not words: a port is another's when its holder is seen
+        // ([`port_in_use`]); a quorum is lost when most members fail their probe.
+        let denied = matches!(cause, Cause::PortInUse | Cause::QuorumLost);
         (!denied).then(|| {
             (
                 cause,
@@ -639,6 +664,26 @@ pub(crate) fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The health probe of a cluster member, through its own client URL with the files the unit
+/// serves with; `None` for a single member (nothing to compare a quorum with).
+fn probe_command(unit_file: &str) -> Option<String> {
+    if flag_values(unit_file, "--initial-cluster").len() < 2 {
+        return None;
+    }
+    let endpoint = flag_values(unit_file, "--advertise-client-urls").into_iter().next()?;
+    let mut command = format!(
+        "ETCDCTL_API=3 etcdctl endpoint health --endpoints={endpoint} --dial-timeout=2s --command-timeout=3s"
+    );
+    if endpoint.starts_with("https://") {
+        for (flag, file) in [("--cacert", "--trusted-ca-file"), ("--cert", "--cert-file"), ("--key", "--key-file")] {
+            if let Some(path) = flag_values(unit_file, file).first() {
+                command.push_str(&format!(" {flag}={path}"));
+            }
+        }
+    }
+    Some(command)
+}
+
 /// What a caller has already read from a node, so that gathering evidence does not ask again.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
@@ -687,7 +732,13 @@ pub async fn gather(
         unit::journal(node, since_epoch),
         unit::journal_errors(node, since_epoch),
     )?;
+    // A lost quorum is named only when a majority of members fail a probe of their own.
+    let healthy = match probe_command(&unit_file) {
+        Some(probe) => Some(node.shell(&probe, quick).await?.exit_code == 0),
+        None => None,
+    };
     Ok(Evidence {
+        healthy,
         command: command.to_owned(),
         output: output.to_owned(),
         journal,
@@ -1048,6 +1099,31 @@ mod tests {
         let single = classify_nodes(&nodes[..1]);
         assert!(single.per_node.is_empty());
         assert!(single.shown_by[0].starts_with("health check for peer"));
+    }
+
+    /// The facts deny a lost quorum while most members answer their own probe: a member's
+    /// uncommitted proposal and unreachable peer are then not a lost quorum.
+    #[test]
+    fn a_lost_quorum_is_named_only_when_most_members_fail_their_probe() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/journal");
+        let journal = std::fs::read_to_string(dir.join("3.5/quorum-lost.log")).unwrap();
+        let survivor = |host: &str, healthy| Evidence {
+            host: host.into(),
+            output: "failed to commit proposal: context deadline exceeded\nError: unhealthy cluster".into(),
+            healthy: Some(healthy),
+            ..with_journal(&journal)
+        };
+        let down = |host: &str| Evidence {
+            host: host.into(),
+            healthy: Some(false),
+            ..with_journal("all quiet")
+        };
+        let lost = [survivor("controller-0", false), down("controller-1"), down("controller-2")];
+        assert_eq!(classify_nodes(&lost).cause, Cause::QuorumLost);
+        let answering = [survivor("controller-0", false), survivor("controller-1", true), survivor("controller-2", true)];
+        let diagnosis = classify_nodes(&answering);
+        assert_ne!(diagnosis.cause, Cause::QuorumLost, "{diagnosis:?}");
+        assert!(diagnosis.per_node.iter().all(|(_, c)| *c != Cause::QuorumLost));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             );
             first.contains("://").then(|| edit_unit(unit, &[expr]))
         }
-        Cause::BadFlagValue => {
+        Cause::BadFlagValue | Cause::BadUrl => {
             let value = between(&words, "invalid value \"", "\"")?;
             let flag = between(&words, "\" for flag -", ":")?;
             let better = if flag.ends_with("-urls") && !value.contains("://") {
@@ -131,7 +131,9 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             Some(format!("mkdir -p {dir}{owner} && systemctl restart etcd"))
         }
         Cause::UnitBadSetting => {
-            let section = between(&words, "Unknown section '", "'")?;
+            // systemd names the section when it loads the unit, before it refuses to start it.
+            let section = between(&words, "Unknown section '", "'")
+                .or_else(|| between(&evidence.journal, "Unknown section '", "'"))?;
             let right = ["Unit", "Service", "Install"]
                 .into_iter()
                 .min_by_key(|s| crate::lint::edits(s, section))?;
@@ -140,7 +142,9 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
         }
         Cause::DataDirInvalid => {
             let data = flag_values(unit_file, "data-dir").first().cloned().unwrap_or_else(|| "/var/lib/etcd".into());
-            words.contains("not a directory").then(|| {
+            let not_a_directory = words.contains("not a directory")
+                || evidence.data_dir.as_deref().is_some_and(|s| !s.starts_with("directory"));
+            not_a_directory.then(|| {
                 format!("rm -f {data} && mkdir -p {data} && chmod 700 {data} && systemctl restart etcd")
             })
         }

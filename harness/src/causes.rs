@@ -109,7 +109,7 @@ pub fn coverage(dir: &Path) -> Result<String, scenario::ScenarioError> {
     let setup: Vec<_> = table
         .exit_statuses
         .iter()
-        .filter(|s| (200..300).contains(&s.code))
+        .filter(|s| (200..255).contains(&s.code))
         .collect();
     let unmapped_setup = setup
         .iter()

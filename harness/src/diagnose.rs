@@ -1055,6 +1055,30 @@ mod tests {
         assert!(wrong.is_empty(), "{} of {checked}:\n{}", wrong.len(), wrong.join("\n"));
     }
 
+    /// Every unit-start message of systemd's harvested table that means a specific cause, filled
+    /// in as systemd fills it and logged about the unit as systemd logs it, names that cause.
+    #[test]
+    fn every_harvested_systemd_message_names_its_cause() {
+        let mut wrong = Vec::new();
+        let mut checked = 0;
+        for message in &crate::messages::systemd().messages {
+            let Some(cause) = message.specific() else { continue };
+            let line = format!("systemd[1]: etcd.service: {}", filled(&message.template));
+            let evidence = Evidence {
+                unit_state: Some(UnitState::parse("ActiveState=failed\nSubState=failed\nResult=exit-code\n")),
+                listening: String::new(),
+                ..with_journal(&line)
+            };
+            checked += 1;
+            let named = classify(&evidence).cause;
+            if named != cause {
+                wrong.push(format!("`{}`: {named}, the table says {cause}", message.template));
+            }
+        }
+        assert!(checked > 150, "{checked} lines checked");
+        assert!(wrong.is_empty(), "{} of {checked}:\n{}", wrong.len(), wrong.join("\n"));
+    }
+
     /// The fix each captured failure's evidence gives (3.4 and 3.5 alike), with what the rest of
     /// a run's evidence would hold: the port's holder, the files of /etc/etcd, the unit as loaded.
     #[test]

@@ -240,7 +240,7 @@ impl Message {
         let verb = Regex::new(r"%[-+# 0]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]").expect("the verb pattern");
         let longest = verb
             .split(&self.template)
-            .map(str::trim)
+            .map(|part| part.trim_matches(|c: char| !c.is_alphanumeric()))
             .max_by_key(|part| part.len())
             .unwrap_or("");
         self.matches(text).is_some() || (longest.len() >= OWN && text.contains(longest))

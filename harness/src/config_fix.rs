@@ -115,7 +115,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
         )),
         Cause::UserMissing => {
             let user = setting(unit_file, "User=")?;
-            let data = flag_values(unit_file, "data-dir").first().cloned().unwrap_or_else(|| "/var/lib/etcd".into());
+            let data = data_dir(unit_file);
             Some(format!(
                 "useradd --system --no-create-home --home-dir {data} {user} && chown -R {user}: {data} && chown {user}: /etc/etcd/*.key && systemctl restart etcd"
             ))
@@ -141,23 +141,30 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             Some(edit_unit(unit, &[expr]))
         }
         Cause::DataDirInvalid => {
-            let data = flag_values(unit_file, "data-dir").first().cloned().unwrap_or_else(|| "/var/lib/etcd".into());
+            let data = data_dir(unit_file);
             let not_a_directory = words.contains("not a directory")
                 || evidence.data_dir.as_deref().is_some_and(|s| !s.starts_with("directory"));
             not_a_directory.then(|| {
                 format!("rm -f {data} && mkdir -p {data} && chmod 700 {data} && systemctl restart etcd")
             })
         }
-        Cause::WalCorrupt | Cause::BackendCorrupt => {
-            // A single member's only copy: set aside, so that it can be read later, and start anew.
-            let one_member = flag_values(unit_file, "initial-cluster").len() <= 1;
-            let data = flag_values(unit_file, "data-dir").first().cloned().unwrap_or_else(|| "/var/lib/etcd".into());
-            one_member.then(|| {
+        Cause::WalCorrupt => {
+            // A single member's log is its only copy: its backend (member/snap/db) still holds what
+            // was applied, so the member is restored from it as a snapshot (its hash unchecked: a
+            // copied db has none), with the identity the unit gives it, and the corrupt directory
+            // kept beside it.
+            let one = |f: &str| flag_values(unit_file, f).first().cloned();
+            let members = flag_values(unit_file, "initial-cluster");
+            let (data, name, peer) = (data_dir(unit_file), one("name")?, one("initial-advertise-peer-urls")?);
+            let token = one("initial-cluster-token").unwrap_or_else(|| crate::topology::TUTORIAL_TOKEN.to_owned());
+            (members.len() == 1).then(|| {
                 format!(
-                    "systemctl stop etcd && mv {data}/member {data}/member.corrupt && systemctl start etcd"
+                    "systemctl stop etcd && mv {data} {data}.corrupt && ETCDCTL_API=3 etcdctl snapshot restore {data}.corrupt/member/snap/db --skip-hash-check --name {name} --initial-cluster {} --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir {data} && chmod 700 {data} && systemctl start etcd",
+                    members.join(",")
                 )
             })
         }
+        Cause::StartTimeout => waited_for(evidence, unit),
         _ => None,
     }
 }
@@ -190,6 +197,49 @@ fn conflicting(words: &str, evidence: &Evidence, unit: &str) -> Option<String> {
     Some(edit_unit(
         unit,
         &[in_flag("election-timeout", old, &(heartbeat * 10).to_string())],
+    ))
+}
+
+/// The unit's data directory.
+fn data_dir(unit_file: &str) -> String {
+    flag_values(unit_file, "data-dir")
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "/var/lib/etcd".into())
+}
+
+/// A start that timed out waiting for members of `--initial-cluster` whose peer URLs etcd could
+/// not dial (`dial tcp 127.0.0.2:2380: connect: connection refused`): of a single member, those
+/// members are taken out of `--initial-cluster`, and the data directory, which already records
+/// them as voters of a cluster that never formed, is set aside. A cluster's member needs its peers
+/// started instead (the cluster's advice).
+fn waited_for(evidence: &Evidence, unit: &str) -> Option<String> {
+    let unit_file = &evidence.unit_file;
+    let own = flag_values(unit_file, "name").first().cloned()?;
+    let dialled: Vec<&str> = evidence
+        .journal
+        .lines()
+        .filter_map(|l| between(l, "dial tcp ", ": connect"))
+        .collect();
+    let absent: Vec<String> = flag_values(unit_file, "initial-cluster")
+        .into_iter()
+        .filter(|m| {
+            let (name, url) = m.split_once('=').unwrap_or((m, ""));
+            name != own && dialled.iter().any(|a| url.ends_with(&format!("://{a}")))
+        })
+        .collect();
+    if absent.is_empty() || evidence.host.is_empty() {
+        return None;
+    }
+    let mut exprs = Vec::new();
+    for member in &absent {
+        exprs.push(format!("s#(--initial-cluster[ =]){},#\\1#", literal(member)));
+        exprs.push(format!("s#,{}##", literal(member)));
+    }
+    let data = data_dir(unit_file);
+    let edit = edit_unit(unit, &exprs).replace(" && systemctl restart etcd", "");
+    Some(format!(
+        "{edit} && systemctl stop etcd && mv {data}/member {data}.unformed-member && systemctl start etcd"
     ))
 }
 

@@ -992,6 +992,7 @@ mod tests {
             ("data-dir-is-a-file", Cause::DataDirInvalid),
             ("data-dir-not-writable", Cause::PermissionDenied),
             ("wal-corrupt", Cause::WalCorrupt),
+            ("start-timeout", Cause::StartTimeout),
         ];
         let mut wrong = Vec::new();
         for version in ["3.4", "3.5"] {

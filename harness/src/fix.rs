@@ -302,10 +302,12 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
 /// A unit systemd stopped restarting (`Result=start-limit-hit`) refuses a start until its
 /// failures are forgotten: each restart of the fix resets them first.
 fn after_start_limit(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
+    // systemd 252 says so in its words and keeps `Result=exit-code`; later ones set the result.
     let limited = evidence
         .unit_state
         .as_ref()
-        .is_some_and(|s| s.result == "start-limit-hit");
+        .is_some_and(|s| s.result == "start-limit-hit")
+        || evidence.journal.contains("Start request repeated too quickly");
     if !limited {
         return steps;
     }

@@ -18,10 +18,16 @@ use crate::scenario::{self, JournalPattern, Scenario};
 pub fn table() -> String {
     let mut by_cause: BTreeMap<Option<Cause>, Vec<(&str, &Message)>> = BTreeMap::new();
     for message in &messages::etcd().messages {
-        by_cause.entry(message.cause).or_default().push(("etcd", message));
+        by_cause
+            .entry(message.cause)
+            .or_default()
+            .push(("etcd", message));
     }
     for message in &messages::systemd().messages {
-        by_cause.entry(message.cause).or_default().push(("systemd", message));
+        by_cause
+            .entry(message.cause)
+            .or_default()
+            .push(("systemd", message));
     }
     let systemd = messages::systemd();
     let mut out = String::new();
@@ -32,11 +38,23 @@ pub fn table() -> String {
             Kind::Symptom => " (a symptom: only when no evidence holds a reason)",
         };
         let _ = writeln!(out, "{cause}{kind}\n  {}", cause.explanation());
-        for status in systemd.exit_statuses.iter().filter(|s| s.cause == Some(cause)) {
-            let _ = writeln!(out, "  systemd status={}/{}: {}", status.code, status.name, status.explanation);
+        for status in systemd
+            .exit_statuses
+            .iter()
+            .filter(|s| s.cause == Some(cause))
+        {
+            let _ = writeln!(
+                out,
+                "  systemd status={}/{}: {}",
+                status.code, status.name, status.explanation
+            );
         }
         for result in systemd.results.iter().filter(|r| r.cause == Some(cause)) {
-            let _ = writeln!(out, "  systemd Result={}: {}", result.value, result.explanation);
+            let _ = writeln!(
+                out,
+                "  systemd Result={}: {}",
+                result.value, result.explanation
+            );
         }
         for (who, message) in by_cause.get(&Some(cause)).into_iter().flatten() {
             let _ = writeln!(
@@ -105,7 +123,11 @@ pub fn coverage(dir: &Path) -> Result<String, scenario::ScenarioError> {
         row(&mut out, "systemd", c);
     }
     let table = messages::systemd();
-    let unmapped_results = table.results.iter().filter(|r| r.cause.is_none() && r.value != "success").count();
+    let unmapped_results = table
+        .results
+        .iter()
+        .filter(|r| r.cause.is_none() && r.value != "success")
+        .count();
     let setup: Vec<_> = table
         .exit_statuses
         .iter()

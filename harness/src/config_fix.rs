@@ -43,7 +43,12 @@ fn between<'a>(line: &'a str, open: &str, close: &str) -> Option<&'a str> {
 
 /// The fix for one of the configuration causes, from `evidence` and the lines that showed it;
 /// `unit` is the unit file's path.
-pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &str) -> Option<String> {
+pub fn for_cause(
+    cause: Cause,
+    evidence: &Evidence,
+    shown_by: &[String],
+    unit: &str,
+) -> Option<String> {
     let words = shown_by.join("\n");
     let unit_file = &evidence.unit_file;
     match cause {
@@ -51,11 +56,15 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             let url = between(&words, "expected IP in URL for binding (", ")")?;
             let (scheme, rest) = url.split_once("://")?;
             let (host, port) = rest.rsplit_once(':')?;
-            let ip = advertised_ip(unit_file, port).or_else(|| (host == "localhost").then(|| "127.0.0.1".to_owned()))?;
+            let ip = advertised_ip(unit_file, port)
+                .or_else(|| (host == "localhost").then(|| "127.0.0.1".to_owned()))?;
             let flag = ["listen-client-urls", "listen-peer-urls"]
                 .into_iter()
                 .find(|f| flag_values(unit_file, f).iter().any(|v| v == url))?;
-            Some(edit_unit(unit, &[in_flag(flag, url, &format!("{scheme}://{ip}:{port}"))]))
+            Some(edit_unit(
+                unit,
+                &[in_flag(flag, url, &format!("{scheme}://{ip}:{port}"))],
+            ))
         }
         Cause::AdvertiseClientUrlsMissing => {
             let listen = flag_values(unit_file, "listen-client-urls");
@@ -72,10 +81,21 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             let value = between(&words, "invalid value \"", "\"")?;
             let flag = between(&words, "\" for flag -", ":")?;
             let better = if flag.ends_with("-urls") && !value.contains("://") {
-                let tls = if flag.contains("peer") { "peer-cert-file" } else { "cert-file" };
-                let scheme = if flag_values(unit_file, tls).is_empty() { "http" } else { "https" };
+                let tls = if flag.contains("peer") {
+                    "peer-cert-file"
+                } else {
+                    "cert-file"
+                };
+                let scheme = if flag_values(unit_file, tls).is_empty() {
+                    "http"
+                } else {
+                    "https"
+                };
                 format!("{scheme}://{value}")
-            } else if let Some(ms) = value.strip_suffix("ms").filter(|n| n.parse::<u64>().is_ok()) {
+            } else if let Some(ms) = value
+                .strip_suffix("ms")
+                .filter(|n| n.parse::<u64>().is_ok())
+            {
                 ms.to_owned()
             } else {
                 let secs: u64 = value.strip_suffix('s')?.parse().ok()?;
@@ -87,26 +107,35 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             let member = between(&words, "--initial-cluster has ", " but missing")?;
             let (_, url) = member.split_once('=')?;
             let advertised = between(&words, "--initial-advertise-peer-urls=", " ")?;
-            Some(edit_unit(unit, &[in_flag("initial-advertise-peer-urls", advertised, url)]))
+            Some(edit_unit(
+                unit,
+                &[in_flag("initial-advertise-peer-urls", advertised, url)],
+            ))
         }
         Cause::ConflictingConfig => conflicting(&words, evidence, unit),
         Cause::OwnPortsOverlap => {
-            let overlap = shown_by.iter().find_map(|l| between(l, "unit: ", " is in both"))?;
+            let overlap = shown_by
+                .iter()
+                .find_map(|l| between(l, "unit: ", " is in both"))?;
             let (host, port) = overlap.rsplit_once(':')?;
             let free = [2380, 2381, 2382]
                 .into_iter()
                 .map(|p: u16| p.to_string())
                 .find(|p| p != port && !unit_file.contains(&format!(":{p}")))?;
             let moved = format!("{host}:{free}");
-            let exprs: Vec<String> = ["listen-peer-urls", "initial-advertise-peer-urls", "initial-cluster"]
-                .into_iter()
-                .map(|flag| {
-                    format!(
-                        "s#(--{flag}[ =]([^ ]*,)?([^ ,]*=)?[a-z]+://){}#\\1{moved}#",
-                        literal(overlap)
-                    )
-                })
-                .collect();
+            let exprs: Vec<String> = [
+                "listen-peer-urls",
+                "initial-advertise-peer-urls",
+                "initial-cluster",
+            ]
+            .into_iter()
+            .map(|flag| {
+                format!(
+                    "s#(--{flag}[ =]([^ ]*,)?([^ ,]*=)?[a-z]+://){}#\\1{moved}#",
+                    literal(overlap)
+                )
+            })
+            .collect();
             Some(edit_unit(unit, &exprs))
         }
         Cause::ClusterStateExistingNoPeers => Some(edit_unit(
@@ -123,11 +152,15 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
         Cause::EnvironmentFileMissing => {
             let file = setting(unit_file, "EnvironmentFile=")?;
             let file = file.trim_start_matches('-');
-            Some(format!("touch {file} && chmod 600 {file} && systemctl restart etcd"))
+            Some(format!(
+                "touch {file} && chmod 600 {file} && systemctl restart etcd"
+            ))
         }
         Cause::WorkingDirectoryMissing => {
             let dir = setting(unit_file, "WorkingDirectory=")?;
-            let owner = setting(unit_file, "User=").map(|u| format!(" && chown {u}: {dir}")).unwrap_or_default();
+            let owner = setting(unit_file, "User=")
+                .map(|u| format!(" && chown {u}: {dir}"))
+                .unwrap_or_default();
             Some(format!("mkdir -p {dir}{owner} && systemctl restart etcd"))
         }
         Cause::UnitBadSetting => {
@@ -143,9 +176,14 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
         Cause::DataDirInvalid => {
             let data = data_dir(unit_file);
             let not_a_directory = words.contains("not a directory")
-                || evidence.data_dir.as_deref().is_some_and(|s| !s.starts_with("directory"));
+                || evidence
+                    .data_dir
+                    .as_deref()
+                    .is_some_and(|s| !s.starts_with("directory"));
             not_a_directory.then(|| {
-                format!("rm -f {data} && mkdir -p {data} && chmod 700 {data} && systemctl restart etcd")
+                format!(
+                    "rm -f {data} && mkdir -p {data} && chmod 700 {data} && systemctl restart etcd"
+                )
             })
         }
         Cause::WalCorrupt => {
@@ -155,8 +193,13 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String], unit: &
             // kept beside it.
             let one = |f: &str| flag_values(unit_file, f).first().cloned();
             let members = flag_values(unit_file, "initial-cluster");
-            let (data, name, peer) = (data_dir(unit_file), one("name")?, one("initial-advertise-peer-urls")?);
-            let token = one("initial-cluster-token").unwrap_or_else(|| crate::topology::TUTORIAL_TOKEN.to_owned());
+            let (data, name, peer) = (
+                data_dir(unit_file),
+                one("name")?,
+                one("initial-advertise-peer-urls")?,
+            );
+            let token = one("initial-cluster-token")
+                .unwrap_or_else(|| crate::topology::TUTORIAL_TOKEN.to_owned());
             (members.len() == 1).then(|| {
                 format!(
                     "systemctl stop etcd && mv {data} {data}.corrupt && ETCDCTL_API=3 etcdctl snapshot restore {data}.corrupt/member/snap/db --skip-hash-check --name {name} --initial-cluster {} --initial-cluster-token {token} --initial-advertise-peer-urls {peer} --data-dir {data} && chmod 700 {data} && systemctl start etcd",
@@ -190,13 +233,19 @@ fn conflicting(words: &str, evidence: &Evidence, unit: &str) -> Option<String> {
             )
         });
     }
-    let heartbeat: u64 = between(words, "--heartbeat-interval[", "ms]")?.parse().ok()?;
+    let heartbeat: u64 = between(words, "--heartbeat-interval[", "ms]")?
+        .parse()
+        .ok()?;
     let election = between(words, "--election-timeout[", "ms]")?;
     let set = flag_values(unit_file, "election-timeout");
     let old = set.first().map_or(election, String::as_str);
     Some(edit_unit(
         unit,
-        &[in_flag("election-timeout", old, &(heartbeat * 10).to_string())],
+        &[in_flag(
+            "election-timeout",
+            old,
+            &(heartbeat * 10).to_string(),
+        )],
     ))
 }
 
@@ -233,7 +282,10 @@ fn waited_for(evidence: &Evidence, unit: &str) -> Option<String> {
     }
     let mut exprs = Vec::new();
     for member in &absent {
-        exprs.push(format!("s#(--initial-cluster[ =]){},#\\1#", literal(member)));
+        exprs.push(format!(
+            "s#(--initial-cluster[ =]){},#\\1#",
+            literal(member)
+        ));
         exprs.push(format!("s#,{}##", literal(member)));
     }
     let data = data_dir(unit_file);
@@ -261,8 +313,7 @@ fn setting(unit_file: &str, key: &str) -> Option<String> {
         .lines()
         .filter_map(|l| l.trim().strip_prefix(key))
         .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .last()
+        .rfind(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -290,14 +341,21 @@ mod tests {
             .next()
             .unwrap()
             .replace(UNIT, &path.display().to_string());
-        let status = std::process::Command::new("bash").arg("-c").arg(&sed).status().unwrap();
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&sed)
+            .status()
+            .unwrap();
         assert!(status.success(), "{sed}");
         std::fs::read_to_string(path).unwrap()
     }
 
     #[test]
     fn a_host_name_in_a_listen_url_becomes_the_ip_the_unit_advertises() {
-        let unit = TLS_UNIT.replace("--listen-client-urls https://127.0.0.1:2379", "--listen-client-urls https://server:2379");
+        let unit = TLS_UNIT.replace(
+            "--listen-client-urls https://127.0.0.1:2379",
+            "--listen-client-urls https://server:2379",
+        );
         let line = "error verifying flags, expected IP in URL for binding (https://server:2379). See 'etcd --help'.";
         let command = fix(Cause::UrlNotIp, &unit, line).unwrap();
         assert_eq!(sed(&unit, &command), TLS_UNIT);
@@ -307,15 +365,29 @@ mod tests {
     fn a_missing_advertise_url_is_the_listen_url() {
         let unit = TLS_UNIT.replace("  --advertise-client-urls https://127.0.0.1:2379 \\\n", "");
         let line = "failed to verify flags: --advertise-client-urls is required when --listen-client-urls is set explicitly";
-        let fixed = sed(&unit, &fix(Cause::AdvertiseClientUrlsMissing, &unit, line).unwrap());
-        assert_eq!(flag_values(&fixed, "advertise-client-urls"), ["https://127.0.0.1:2379"]);
+        let fixed = sed(
+            &unit,
+            &fix(Cause::AdvertiseClientUrlsMissing, &unit, line).unwrap(),
+        );
+        assert_eq!(
+            flag_values(&fixed, "advertise-client-urls"),
+            ["https://127.0.0.1:2379"]
+        );
     }
 
     #[test]
     fn a_value_written_another_way_is_written_as_etcd_parses_it() {
         for (from, to, line) in [
-            ("--heartbeat-interval=100ms", "--heartbeat-interval=100", r#"invalid value "100ms" for flag -heartbeat-interval: parse error"#),
-            ("--listen-peer-urls http://127.0.0.1:2380", "--listen-peer-urls 127.0.0.1:2380", r#"invalid value "127.0.0.1:2380" for flag -listen-peer-urls: parse "127.0.0.1:2380": first path segment in URL cannot contain colon"#),
+            (
+                "--heartbeat-interval=100ms",
+                "--heartbeat-interval=100",
+                r#"invalid value "100ms" for flag -heartbeat-interval: parse error"#,
+            ),
+            (
+                "--listen-peer-urls http://127.0.0.1:2380",
+                "--listen-peer-urls 127.0.0.1:2380",
+                r#"invalid value "127.0.0.1:2380" for flag -listen-peer-urls: parse "127.0.0.1:2380": first path segment in URL cannot contain colon"#,
+            ),
         ] {
             let broken = if from.contains("heartbeat") {
                 TLS_UNIT.replace("--client-cert-auth", &format!("--client-cert-auth {from}"))
@@ -324,7 +396,10 @@ mod tests {
             };
             let fixed = sed(&broken, &fix(Cause::BadFlagValue, &broken, line).unwrap());
             if from.contains("heartbeat") {
-                assert!(fixed.contains("--client-cert-auth --heartbeat-interval=100 "), "{fixed}");
+                assert!(
+                    fixed.contains("--client-cert-auth --heartbeat-interval=100 "),
+                    "{fixed}"
+                );
             } else {
                 assert_eq!(fixed, TLS_UNIT);
             }
@@ -333,17 +408,35 @@ mod tests {
 
     #[test]
     fn an_advertised_peer_url_becomes_the_members_url_in_the_initial_cluster() {
-        let unit = TLS_UNIT.replace("--initial-advertise-peer-urls http://127.0.0.1:2380", "--initial-advertise-peer-urls http://127.0.0.1:2381");
+        let unit = TLS_UNIT.replace(
+            "--initial-advertise-peer-urls http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls http://127.0.0.1:2381",
+        );
         let line = r#"--initial-cluster has controller=http://127.0.0.1:2380 but missing from --initial-advertise-peer-urls=http://127.0.0.1:2381 (resolved urls: "http://127.0.0.1:2381" != "http://127.0.0.1:2380")"#;
-        assert_eq!(sed(&unit, &fix(Cause::AdvertisePeerUrlMismatch, &unit, line).unwrap()), TLS_UNIT);
+        assert_eq!(
+            sed(
+                &unit,
+                &fix(Cause::AdvertisePeerUrlMismatch, &unit, line).unwrap()
+            ),
+            TLS_UNIT
+        );
     }
 
     #[test]
     fn conflicting_settings_lose_the_shadowed_variable_or_get_ten_heartbeats() {
-        let unit = TLS_UNIT.replace("[Service]\n", "[Service]\nEnvironment=ETCD_NAME=controller\n");
+        let unit = TLS_UNIT.replace(
+            "[Service]\n",
+            "[Service]\nEnvironment=ETCD_NAME=controller\n",
+        );
         let line = "conflicting environment variable is shadowed by corresponding command-line flag (either unset environment variable or disable flag)) (environment-variable ETCD_NAME)";
-        assert_eq!(sed(&unit, &fix(Cause::ConflictingConfig, &unit, line).unwrap()), TLS_UNIT);
-        let unit = TLS_UNIT.replace("--client-cert-auth", "--client-cert-auth --heartbeat-interval=500 --election-timeout=1000");
+        assert_eq!(
+            sed(&unit, &fix(Cause::ConflictingConfig, &unit, line).unwrap()),
+            TLS_UNIT
+        );
+        let unit = TLS_UNIT.replace(
+            "--client-cert-auth",
+            "--client-cert-auth --heartbeat-interval=500 --election-timeout=1000",
+        );
         let line = "failed to verify flags: --election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[500ms]";
         let fixed = sed(&unit, &fix(Cause::ConflictingConfig, &unit, line).unwrap());
         assert!(fixed.contains("--election-timeout=5000"), "{fixed}");
@@ -351,22 +444,49 @@ mod tests {
 
     #[test]
     fn overlapping_ports_move_the_peer_urls_only() {
-        let unit = TLS_UNIT.replace("http://127.0.0.1:2380", "http://127.0.0.1:2379").replace("https://127.0.0.1:2379", "http://127.0.0.1:2379");
+        let unit = TLS_UNIT
+            .replace("http://127.0.0.1:2380", "http://127.0.0.1:2379")
+            .replace("https://127.0.0.1:2379", "http://127.0.0.1:2379");
         let line = "unit: 127.0.0.1:2379 is in both --listen-client-urls and --listen-peer-urls";
         let fixed = sed(&unit, &fix(Cause::OwnPortsOverlap, &unit, line).unwrap());
-        assert_eq!(flag_values(&fixed, "listen-peer-urls"), ["http://127.0.0.1:2380"]);
-        assert_eq!(flag_values(&fixed, "initial-advertise-peer-urls"), ["http://127.0.0.1:2380"]);
-        assert_eq!(flag_values(&fixed, "initial-cluster"), ["controller=http://127.0.0.1:2380"]);
-        assert_eq!(flag_values(&fixed, "listen-client-urls"), ["http://127.0.0.1:2379"]);
+        assert_eq!(
+            flag_values(&fixed, "listen-peer-urls"),
+            ["http://127.0.0.1:2380"]
+        );
+        assert_eq!(
+            flag_values(&fixed, "initial-advertise-peer-urls"),
+            ["http://127.0.0.1:2380"]
+        );
+        assert_eq!(
+            flag_values(&fixed, "initial-cluster"),
+            ["controller=http://127.0.0.1:2380"]
+        );
+        assert_eq!(
+            flag_values(&fixed, "listen-client-urls"),
+            ["http://127.0.0.1:2379"]
+        );
     }
 
     #[test]
     fn systemds_settings_name_the_user_file_directory_and_section() {
         let unit = TLS_UNIT.replace("[Service]\n", "[Servcie]\nUser=etcd\nEnvironmentFile=/etc/etcd/etcd.env\nWorkingDirectory=/var/lib/etcd-data\n");
-        assert!(fix(Cause::UserMissing, &unit, "").unwrap().starts_with("useradd --system --no-create-home --home-dir /var/lib/etcd etcd && "));
-        assert_eq!(fix(Cause::EnvironmentFileMissing, &unit, "").unwrap(), "touch /etc/etcd/etcd.env && chmod 600 /etc/etcd/etcd.env && systemctl restart etcd");
+        assert!(fix(Cause::UserMissing, &unit, "")
+            .unwrap()
+            .starts_with("useradd --system --no-create-home --home-dir /var/lib/etcd etcd && "));
+        assert_eq!(
+            fix(Cause::EnvironmentFileMissing, &unit, "").unwrap(),
+            "touch /etc/etcd/etcd.env && chmod 600 /etc/etcd/etcd.env && systemctl restart etcd"
+        );
         assert_eq!(fix(Cause::WorkingDirectoryMissing, &unit, "").unwrap(), "mkdir -p /var/lib/etcd-data && chown etcd: /var/lib/etcd-data && systemctl restart etcd");
-        let fixed = sed(&unit, &fix(Cause::UnitBadSetting, &unit, "/etc/systemd/system/etcd.service:5: Unknown section 'Servcie'. Ignoring.").unwrap());
+        let fixed = sed(
+            &unit,
+            &fix(
+                Cause::UnitBadSetting,
+                &unit,
+                "/etc/systemd/system/etcd.service:5: Unknown section 'Servcie'. Ignoring.",
+            )
+            .unwrap(),
+        );
         assert!(fixed.contains("\n[Service]\n"), "{fixed}");
     }
 }

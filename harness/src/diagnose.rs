@@ -10,12 +10,12 @@ use std::time::Duration;
 
 pub use crate::cause::Cause;
 use crate::cause::Kind;
-use crate::messages;
-use crate::statements::{Speaker, Statements};
 use crate::engine::EngineError;
 use crate::fix::{self, Fix};
+use crate::messages;
 use crate::node::NodeHandle;
 use crate::pki::{self, CertFacts};
+use crate::statements::{Speaker, Statements};
 use crate::transcript::{Entry, Transcript};
 use crate::unit::{self, UnitState};
 
@@ -216,12 +216,27 @@ const MATCHERS: &[Matcher] = &[
         let lines = o.etcd(&["couldn't find local name", "in the initial cluster"]);
         shown(Cause::NameNotInInitialCluster, lines)
     },
-    |o| shown(Cause::DowngradeRefused, o.etcd(&["cluster cannot be downgraded"])),
+    |o| {
+        shown(
+            Cause::DowngradeRefused,
+            o.etcd(&["cluster cannot be downgraded"]),
+        )
+    },
     port_in_use,
-    |o| shown(Cause::KeyMismatch, o.etcd(&["private key does not match public key"])),
+    |o| {
+        shown(
+            Cause::KeyMismatch,
+            o.etcd(&["private key does not match public key"]),
+        )
+    },
     data_dir,
     |o| shown(Cause::PermissionDenied, o.etcd(&["permission denied"])),
-    |o| shown(Cause::CertPath, o.etcd(&["no such file or directory", "/etc/etcd"])),
+    |o| {
+        shown(
+            Cause::CertPath,
+            o.etcd(&["no such file or directory", "/etc/etcd"]),
+        )
+    },
     etcd_table,
     systemd_verdict,
     |o| {
@@ -230,14 +245,32 @@ const MATCHERS: &[Matcher] = &[
         stale.then(|| (Cause::StaleUnit, vec![line]))
     },
     |o| {
-        let reasons = ["certificate signed by unknown authority", "unknown certificate authority"];
+        let reasons = [
+            "certificate signed by unknown authority",
+            "unknown certificate authority",
+        ];
         shown(Cause::PeerUnknownCa, o.peer(&reasons))
     },
-    |o| shown(Cause::PeerSanMismatch, o.peer(&["x509: certificate is valid for"])),
+    |o| {
+        shown(
+            Cause::PeerSanMismatch,
+            o.peer(&["x509: certificate is valid for"]),
+        )
+    },
     |o| shown(Cause::PeerNoClientAuth, o.peer(&["incompatible key usage"])),
     |o| shown(Cause::PeerCertRejected, o.peer(&["tls: bad certificate"])),
-    |o| shown(Cause::TlsNoClientCert, o.rejected("didn't provide a certificate")),
-    |o| shown(Cause::TlsUnknownCa, o.rejected("certificate signed by unknown authority")),
+    |o| {
+        shown(
+            Cause::TlsNoClientCert,
+            o.rejected("didn't provide a certificate"),
+        )
+    },
+    |o| {
+        shown(
+            Cause::TlsUnknownCa,
+            o.rejected("certificate signed by unknown authority"),
+        )
+    },
     |o| {
         let reason = "first record does not look like a TLS handshake";
         shown(Cause::TlsPlainHttp, o.rejected(reason))
@@ -245,7 +278,10 @@ const MATCHERS: &[Matcher] = &[
     quorum_lost,
     |o| {
         let reasons = ["connection refused", "i/o timeout", "no route to host"];
-        let lines = o.peer(&reasons).into_iter().filter(|l| l.contains("dial tcp"));
+        let lines = o
+            .peer(&reasons)
+            .into_iter()
+            .filter(|l| l.contains("dial tcp"));
         shown(Cause::PeerUnreachable, lines.collect())
     },
     server_certificate_refused,
@@ -314,7 +350,12 @@ fn data_dir(o: &Observed<'_>) -> Option<Found> {
         return None;
     }
     let stat = o.evidence.data_dir.as_deref().unwrap_or("");
-    let fact = format!("stat {}: {stat}", flag_values(&o.evidence.unit_file, "--data-dir").first().map_or("/var/lib/etcd", String::as_str));
+    let fact = format!(
+        "stat {}: {stat}",
+        flag_values(&o.evidence.unit_file, "--data-dir")
+            .first()
+            .map_or("/var/lib/etcd", String::as_str)
+    );
     let not_a_directory = lines.iter().any(|l| l.contains("not a directory"))
         || (!stat.is_empty() && !stat.starts_with("directory"));
     if not_a_directory {
@@ -322,9 +363,15 @@ fn data_dir(o: &Observed<'_>) -> Option<Found> {
         return Some((Cause::DataDirInvalid, lines));
     }
     // A directory etcd's user does not own (the unit runs it as another user than root).
-    let user = o.evidence.unit_file.lines().filter_map(|l| l.trim().strip_prefix("User=")).last();
+    let user = o
+        .evidence
+        .unit_file
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("User="))
+        .next_back();
     let owner = stat.split_whitespace().nth(1);
-    let not_its_users = matches!((user, owner), (Some(user), Some(owner)) if user != "root" && user != owner);
+    let not_its_users =
+        matches!((user, owner), (Some(user), Some(owner)) if user != "root" && user != owner);
     let denied = lines.iter().any(|l| l.contains("permission denied")) || not_its_users;
     lines.extend((!stat.is_empty()).then_some(fact));
     denied.then_some((Cause::PermissionDenied, lines))
@@ -366,8 +413,14 @@ fn bound_port(line: &str) -> Option<u16> {
 
 /// The `host:port` addresses both the unit's client and peer listen URLs name.
 fn own_addresses_twice(unit_file: &str) -> Vec<String> {
-    let address = |url: &String| url.split_once("://").map(|(_, a)| a.trim_end_matches('/').to_owned());
-    let client: Vec<String> = listen_client_urls(unit_file).iter().filter_map(address).collect();
+    let address = |url: &String| {
+        url.split_once("://")
+            .map(|(_, a)| a.trim_end_matches('/').to_owned())
+    };
+    let client: Vec<String> = listen_client_urls(unit_file)
+        .iter()
+        .filter_map(address)
+        .collect();
     flag_values(unit_file, "--listen-peer-urls")
         .iter()
         .filter_map(address)
@@ -391,7 +444,10 @@ fn etcd_table(o: &Observed<'_>) -> Option<Found> {
                 cause,
                 vec![
                     reason.text.clone(),
-                    format!("etcd's words: {} ({})", found.message.explanation, found.message.source),
+                    format!(
+                        "etcd's words: {} ({})",
+                        found.message.explanation, found.message.source
+                    ),
                 ],
             )
         })
@@ -414,7 +470,10 @@ fn systemd_verdict(o: &Observed<'_>) -> Option<Found> {
             if cause.kind() == Kind::Specific {
                 let line = o.systemd(&format!("status={code}/{name}"));
                 let mut lines = line.into_iter().take(1).collect::<Vec<_>>();
-                lines.push(format!("systemd's words: status={code}/{name}: {}", status.explanation));
+                lines.push(format!(
+                    "systemd's words: status={code}/{name}: {}",
+                    status.explanation
+                ));
                 return Some((cause, with_verdict(lines)));
             }
         }
@@ -428,13 +487,19 @@ fn systemd_verdict(o: &Observed<'_>) -> Option<Found> {
     }
     let state = o.state()?;
     if !state.load_error.is_empty() && state.load_state != "not-found" {
-        let line = format!("systemctl show etcd: LoadState={} LoadError={}", state.load_state, state.load_error);
+        let line = format!(
+            "systemctl show etcd: LoadState={} LoadError={}",
+            state.load_state, state.load_error
+        );
         return Some((Cause::UnitBadSetting, vec![line]));
     }
     let result = table.result(&state.result)?;
     let cause = result.cause.filter(|c| c.kind() == Kind::Specific)?;
     let mut lines = o.systemd(&format!("'{}'", state.result));
-    lines.push(format!("systemd's words: Result={}: {}", state.result, result.explanation));
+    lines.push(format!(
+        "systemd's words: Result={}: {}",
+        state.result, result.explanation
+    ));
     Some((cause, with_verdict(lines)))
 }
 
@@ -450,9 +515,13 @@ fn verdict_line(state: &UnitState) -> String {
 /// peer … could not connect: dial tcp …:2380", 3.5: "prober detected unhealthy status: dial
 /// tcp …:2380"); the lines name the peers that are down, each shown once.
 fn quorum_lost(o: &Observed<'_>) -> Option<Found> {
-    let uncommitted = ["failed to commit proposal", "unhealthy cluster", "request timed out"]
-        .iter()
-        .any(|t| o.evidence.output.contains(t));
+    let uncommitted = [
+        "failed to commit proposal",
+        "unhealthy cluster",
+        "request timed out",
+    ]
+    .iter()
+    .any(|t| o.evidence.output.contains(t));
     if !uncommitted {
         return None;
     }
@@ -478,8 +547,13 @@ fn server_certificate_refused(o: &Observed<'_>) -> Option<Found> {
         let fact = "/etc/etcd/kube-apiserver.crt: expired".to_owned();
         return Some((Cause::CertExpired, [vec![fact], bad_certificate].concat()));
     }
-    if let Some(cert) = cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost")) {
-        let fact = format!("/etc/etcd/kube-apiserver.crt SANs: {}", cert.sans.join(", "));
+    if let Some(cert) =
+        cert.filter(|c| !c.sans.iter().any(|s| s == "127.0.0.1" || s == "localhost"))
+    {
+        let fact = format!(
+            "/etc/etcd/kube-apiserver.crt SANs: {}",
+            cert.sans.join(", ")
+        );
         return Some((Cause::SanMismatch, [vec![fact], bad_certificate].concat()));
     }
     Some((Cause::TlsUntrustedServer, bad_certificate))
@@ -534,7 +608,9 @@ fn reason_unknown_to_the_table(o: &Observed<'_>) -> Option<Found> {
 fn not_running(o: &Observed<'_>) -> Option<Found> {
     let port = client_port(&o.evidence.unit_file);
     let not_listening = listening_on(&o.evidence.listening, port).is_none();
-    let state = o.state().filter(|s| s.active != unit::ActiveState::Active)?;
+    let state = o
+        .state()
+        .filter(|s| s.active != unit::ActiveState::Active)?;
     if !not_listening {
         return None;
     }
@@ -544,10 +620,13 @@ fn not_running(o: &Observed<'_>) -> Option<Found> {
             .systemd()
             .filter(|s| s.text.contains("Stopped ") || s.text.contains("Deactivated"))
             .map(|s| format!("systemd's words: {}", s.text))
-            .last(),
+            .next_back(),
     );
     if state.unit_file_state != "enabled" && !state.unit_file_state.is_empty() {
-        lines.push(format!("systemctl show etcd: UnitFileState={}", state.unit_file_state));
+        lines.push(format!(
+            "systemctl show etcd: UnitFileState={}",
+            state.unit_file_state
+        ));
     }
     lines.push(format!("ss -tlnp: nothing listens on port {port}"));
     Some((Cause::NotRunning, lines))
@@ -694,12 +773,18 @@ fn probe_command(unit_file: &str) -> Option<String> {
     if flag_values(unit_file, "--initial-cluster").len() < 2 {
         return None;
     }
-    let endpoint = flag_values(unit_file, "--advertise-client-urls").into_iter().next()?;
+    let endpoint = flag_values(unit_file, "--advertise-client-urls")
+        .into_iter()
+        .next()?;
     let mut command = format!(
         "ETCDCTL_API=3 etcdctl endpoint health --endpoints={endpoint} --dial-timeout=2s --command-timeout=3s"
     );
     if endpoint.starts_with("https://") {
-        for (flag, file) in [("--cacert", "--trusted-ca-file"), ("--cert", "--cert-file"), ("--key", "--key-file")] {
+        for (flag, file) in [
+            ("--cacert", "--trusted-ca-file"),
+            ("--cert", "--cert-file"),
+            ("--key", "--key-file"),
+        ] {
             if let Some(path) = flag_values(unit_file, file).first() {
                 command.push_str(&format!(" {flag}={path}"));
             }
@@ -941,9 +1026,12 @@ mod tests {
     fn captured(version: &str, scenario: &str) -> Evidence {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let dir = root.join("tests/journal").join(version);
-        let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{scenario}.{ext}"))).unwrap_or_default();
-        let loaded = crate::scenario::Scenario::load(&root.join(format!("scenarios/{scenario}.toml")))
-            .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        let read = |ext: &str| {
+            std::fs::read_to_string(dir.join(format!("{scenario}.{ext}"))).unwrap_or_default()
+        };
+        let loaded =
+            crate::scenario::Scenario::load(&root.join(format!("scenarios/{scenario}.toml")))
+                .unwrap_or_else(|e| panic!("{scenario}: {e}"));
         let mut unit_file = loaded
             .unit_file
             .as_ref()
@@ -963,7 +1051,9 @@ mod tests {
             unit_state: Some(UnitState::parse(&read("show"))),
             listening: read("ss"),
             unit_file: format!("# /etc/systemd/system/etcd.service\n{unit_file}"),
-            etc_etcd: ["ca.crt", "kube-apiserver.crt", "kube-apiserver.key"].map(String::from).to_vec(),
+            etc_etcd: ["ca.crt", "kube-apiserver.crt", "kube-apiserver.key"]
+                .map(String::from)
+                .to_vec(),
             journal,
             ..Evidence::default()
         }
@@ -976,14 +1066,23 @@ mod tests {
     fn captured_failures_nobody_taught_the_classifier_name_their_cause_and_steps() {
         let cases = [
             ("listen-url-hostname", Cause::UrlNotIp),
-            ("advertise-client-urls-missing", Cause::AdvertiseClientUrlsMissing),
+            (
+                "advertise-client-urls-missing",
+                Cause::AdvertiseClientUrlsMissing,
+            ),
             ("url-without-scheme", Cause::BadUrl),
-            ("advertise-peer-url-mismatch", Cause::AdvertisePeerUrlMismatch),
+            (
+                "advertise-peer-url-mismatch",
+                Cause::AdvertisePeerUrlMismatch,
+            ),
             ("env-shadowed-by-flag", Cause::ConflictingConfig),
             ("bad-flag-value", Cause::BadFlagValue),
             ("election-timeout-too-short", Cause::ConflictingConfig),
             ("same-port-twice", Cause::OwnPortsOverlap),
-            ("initial-cluster-state-existing", Cause::ClusterStateExistingNoPeers),
+            (
+                "initial-cluster-state-existing",
+                Cause::ClusterStateExistingNoPeers,
+            ),
             ("user-missing", Cause::UserMissing),
             ("environment-file-missing", Cause::EnvironmentFileMissing),
             ("working-directory-missing", Cause::WorkingDirectoryMissing),
@@ -999,7 +1098,10 @@ mod tests {
             for (scenario, cause) in cases {
                 let diagnosis = classify(&captured(version, scenario));
                 if diagnosis.cause != cause || !matches!(diagnosis.fix, Fix::Steps(_)) {
-                    wrong.push(format!("{version}/{scenario}: {} (want {cause}); {:?}; fix: {}", diagnosis.cause, diagnosis.shown_by, diagnosis.fix));
+                    wrong.push(format!(
+                        "{version}/{scenario}: {} (want {cause}); {:?}; fix: {}",
+                        diagnosis.cause, diagnosis.shown_by, diagnosis.fix
+                    ));
                 }
             }
         }
@@ -1029,7 +1131,9 @@ mod tests {
         let mut wrong = Vec::new();
         let mut checked = 0;
         for message in &crate::messages::etcd().messages {
-            let Some(cause) = message.specific() else { continue };
+            let Some(cause) = message.specific() else {
+                continue;
+            };
             let text = filled(&message.template);
             for version in &message.versions {
                 let line = if version == "3.4" {
@@ -1046,14 +1150,26 @@ mod tests {
                 let named = classify(&evidence).cause;
                 checked += 1;
                 let fact_only = matches!(cause, Cause::PortInUse | Cause::QuorumLost);
-                let ok = if fact_only { named != cause } else { named == cause };
+                let ok = if fact_only {
+                    named != cause
+                } else {
+                    named == cause
+                };
                 if !ok {
-                    wrong.push(format!("{version} `{}`: {named}, the table says {cause}", message.template));
+                    wrong.push(format!(
+                        "{version} `{}`: {named}, the table says {cause}",
+                        message.template
+                    ));
                 }
             }
         }
         assert!(checked > 600, "{checked} lines checked");
-        assert!(wrong.is_empty(), "{} of {checked}:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{} of {checked}:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
 
     /// Every unit-start message of systemd's harvested table that means a specific cause, filled
@@ -1063,21 +1179,33 @@ mod tests {
         let mut wrong = Vec::new();
         let mut checked = 0;
         for message in &crate::messages::systemd().messages {
-            let Some(cause) = message.specific() else { continue };
+            let Some(cause) = message.specific() else {
+                continue;
+            };
             let line = format!("systemd[1]: etcd.service: {}", filled(&message.template));
             let evidence = Evidence {
-                unit_state: Some(UnitState::parse("ActiveState=failed\nSubState=failed\nResult=exit-code\n")),
+                unit_state: Some(UnitState::parse(
+                    "ActiveState=failed\nSubState=failed\nResult=exit-code\n",
+                )),
                 listening: String::new(),
                 ..with_journal(&line)
             };
             checked += 1;
             let named = classify(&evidence).cause;
             if named != cause {
-                wrong.push(format!("`{}`: {named}, the table says {cause}", message.template));
+                wrong.push(format!(
+                    "`{}`: {named}, the table says {cause}",
+                    message.template
+                ));
             }
         }
         assert!(checked > 150, "{checked} lines checked");
-        assert!(wrong.is_empty(), "{} of {checked}:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{} of {checked}:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
 
     /// The fix each captured failure's evidence gives (3.4 and 3.5 alike), with what the rest of
@@ -1282,7 +1410,9 @@ mod tests {
         let journal = std::fs::read_to_string(dir.join("3.5/quorum-lost.log")).unwrap();
         let survivor = |host: &str, healthy| Evidence {
             host: host.into(),
-            output: "failed to commit proposal: context deadline exceeded\nError: unhealthy cluster".into(),
+            output:
+                "failed to commit proposal: context deadline exceeded\nError: unhealthy cluster"
+                    .into(),
             healthy: Some(healthy),
             ..with_journal(&journal)
         };
@@ -1291,12 +1421,23 @@ mod tests {
             healthy: Some(false),
             ..with_journal("all quiet")
         };
-        let lost = [survivor("controller-0", false), down("controller-1"), down("controller-2")];
+        let lost = [
+            survivor("controller-0", false),
+            down("controller-1"),
+            down("controller-2"),
+        ];
         assert_eq!(classify_nodes(&lost).cause, Cause::QuorumLost);
-        let answering = [survivor("controller-0", false), survivor("controller-1", true), survivor("controller-2", true)];
+        let answering = [
+            survivor("controller-0", false),
+            survivor("controller-1", true),
+            survivor("controller-2", true),
+        ];
         let diagnosis = classify_nodes(&answering);
         assert_ne!(diagnosis.cause, Cause::QuorumLost, "{diagnosis:?}");
-        assert!(diagnosis.per_node.iter().all(|(_, c)| *c != Cause::QuorumLost));
+        assert!(diagnosis
+            .per_node
+            .iter()
+            .all(|(_, c)| *c != Cause::QuorumLost));
     }
 
     #[test]
@@ -1375,7 +1516,8 @@ mod tests {
         // (journal, error-level lines, unit state, listening, cause, lines the diagnosis must
         // show): a running etcd's error is context (unknown); a unit that crash-loops is a reason
         // systemd states (generic: unit-failed-to-start), quoted with the rest.
-        let cases: [(&str, &str, &str, &str, Cause, &[&str]); 3] = [
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Cause, &'a [&'a str]);
+        let cases: [Case<'_>; 3] = [
             (
                 json_error,
                 "",

@@ -307,7 +307,9 @@ fn after_start_limit(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
         .unit_state
         .as_ref()
         .is_some_and(|s| s.result == "start-limit-hit")
-        || evidence.journal.contains("Start request repeated too quickly");
+        || evidence
+            .journal
+            .contains("Start request repeated too quickly");
     if !limited {
         return steps;
     }
@@ -317,8 +319,14 @@ fn after_start_limit(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
             FixStep::Run { on, command } => FixStep::Run {
                 on,
                 command: command
-                    .replace("systemctl restart etcd", "systemctl reset-failed etcd && systemctl restart etcd")
-                    .replace("systemctl start etcd", "systemctl reset-failed etcd && systemctl start etcd"),
+                    .replace(
+                        "systemctl restart etcd",
+                        "systemctl reset-failed etcd && systemctl restart etcd",
+                    )
+                    .replace(
+                        "systemctl start etcd",
+                        "systemctl reset-failed etcd && systemctl start etcd",
+                    ),
             },
             other => other,
         })

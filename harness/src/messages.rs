@@ -262,7 +262,9 @@ fn most_specific<'a>(messages: &'a [Message], text: &str) -> Option<Match<'a>> {
     messages
         .iter()
         .filter_map(|message| {
-            message.matches(text).map(|filled| Match { message, filled })
+            message
+                .matches(text)
+                .map(|filled| Match { message, filled })
         })
         .max_by_key(|m| m.message.literal)
 }
@@ -448,7 +450,8 @@ mod tests {
         assert!(literal > 40);
         let (re, _) = template_regex("flag provided but not defined: -%s");
         assert_eq!(
-            &re.captures("flag provided but not defined: -client-cert-auht").unwrap()[1],
+            &re.captures("flag provided but not defined: -client-cert-auht")
+                .unwrap()[1],
             "client-cert-auht"
         );
         let (re, _) = template_regex("status=%i/%s and 100%% sure");
@@ -476,7 +479,11 @@ mod tests {
             );
         }
         for status in &systemd().exit_statuses {
-            assert!(status.cause.is_some() || status.code == 0, "status {} names no cause", status.code);
+            assert!(
+                status.cause.is_some() || status.code == 0,
+                "status {} names no cause",
+                status.code
+            );
         }
     }
 
@@ -509,11 +516,18 @@ mod tests {
             fix: Some("correct {1}".into()),
             note: None,
         };
-        let messages: Vec<Message> = [fix("URL scheme must be %s: %s"), fix("URL scheme must be http, https, unix, or unixs: %s")]
-            .into_iter()
-            .map(Message::compile)
-            .collect();
-        let found = most_specific(&messages, "URL scheme must be http, https, unix, or unixs: 127.0.0.1:2380").unwrap();
+        let messages: Vec<Message> = [
+            fix("URL scheme must be %s: %s"),
+            fix("URL scheme must be http, https, unix, or unixs: %s"),
+        ]
+        .into_iter()
+        .map(Message::compile)
+        .collect();
+        let found = most_specific(
+            &messages,
+            "URL scheme must be http, https, unix, or unixs: 127.0.0.1:2380",
+        )
+        .unwrap();
         assert!(found.message.template.contains("unixs"));
         assert_eq!(found.fix().unwrap(), "correct 127.0.0.1:2380");
     }

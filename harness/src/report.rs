@@ -194,8 +194,13 @@ fn write_members(out: &mut String, report: &Report) -> std::fmt::Result {
             .as_ref()
             .and_then(|d| d.per_node.iter().find(|(h, _)| *h == member.host));
         match cause {
-            Some((_, Cause::Unknown)) if member.unit.to_string().starts_with("active (running)") => {
-                writeln!(out, "; fine: running, and its own evidence shows nothing wrong")?
+            Some((_, Cause::Unknown))
+                if member.unit.to_string().starts_with("active (running)") =>
+            {
+                writeln!(
+                    out,
+                    "; fine: running, and its own evidence shows nothing wrong"
+                )?
             }
             Some((_, Cause::Unknown)) => writeln!(out, "; its evidence names no cause")?,
             Some((_, cause)) => writeln!(out, "; its evidence shows {cause}")?,

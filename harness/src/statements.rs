@@ -109,7 +109,9 @@ impl Statements {
                 let get = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_owned);
                 let fields = map
                     .iter()
-                    .filter(|(k, _)| !["level", "ts", "caller", "msg", "error"].contains(&k.as_str()))
+                    .filter(|(k, _)| {
+                        !["level", "ts", "caller", "msg", "error"].contains(&k.as_str())
+                    })
                     .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
                     .collect();
                 (level, get("msg").unwrap_or_default(), get("error"), fields)
@@ -216,12 +218,11 @@ impl Statements {
     /// The exit status systemd reported for the last main process that ended
     /// (`status=217/USER`): the number and systemd's name for it.
     pub fn exit_status(&self) -> Option<(u16, String)> {
-        static STATUS: LazyLock<Regex> = LazyLock::new(|| {
-            Regex::new(r"status=(\d+)/([A-Z_]+)").expect("the status pattern")
-        });
+        static STATUS: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new(r"status=(\d+)/([A-Z_]+)").expect("the status pattern"));
         self.systemd()
             .filter_map(|s| STATUS.captures(&s.msg))
-            .last()
+            .next_back()
             .and_then(|c| Some((c[1].parse().ok()?, c[2].to_owned())))
     }
 }
@@ -238,7 +239,11 @@ Dec 03 08:00:01 server systemd[1]: etcd.service: Main process exited, code=exite
         let etcd: Vec<&Said> = said.etcd().collect();
         assert_eq!(etcd[0].level, Some(Level::Fatal));
         assert_eq!(etcd[0].msg, "discovery failed");
-        assert!(etcd[0].error.as_deref().unwrap().starts_with("couldn't find local name"));
+        assert!(etcd[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("couldn't find local name"));
         assert_eq!(etcd[0].fields["stacktrace"], "…");
         assert!(said.last_run_ended());
         assert_eq!(said.reasons()[0].msg, "discovery failed");
@@ -253,13 +258,19 @@ Dec 03 08:00:01 server systemd[1]: etcd.service: Main process exited, code=exite
         assert_eq!(said.reasons().len(), 3);
         assert!(said.reasons().iter().all(|s| s.speaker == Speaker::Etcd(9)));
         // The usage that follows the error is not quoted as the reason.
-        assert_eq!(said.last_words().unwrap().msg, "listen tcp 127.0.0.1:2379: bind: address already in use");
+        assert_eq!(
+            said.last_words().unwrap().msg,
+            "listen tcp 127.0.0.1:2379: bind: address already in use"
+        );
         // With the journal's priorities, the error line is the one quoted.
         let errors = "etcd[9]: listen tcp 127.0.0.1:2379: bind: address already in use\n";
         let said = Statements::parse(journal, errors);
         assert_eq!(said.last_words().unwrap().level, Some(Level::Error));
         // systemd's process before it executes etcd speaks as systemd.
-        let said = Statements::parse("(etcd)[212]: etcd.service: Failed to determine user credentials: No such process\n", "");
+        let said = Statements::parse(
+            "(etcd)[212]: etcd.service: Failed to determine user credentials: No such process\n",
+            "",
+        );
         assert_eq!(said.lines[0].speaker, Speaker::Systemd);
         // A run still going, without levels, gave no reason.
         let said = Statements::parse("etcd[9]: serving\n", "");

@@ -245,7 +245,15 @@ async fn journal_at(
     priority: Option<&str>,
 ) -> Result<String, EngineError> {
     let since = format!("@{since_epoch}");
-    let mut argv = vec!["journalctl", "--no-pager", "-q", "-o", "short", "--since", &since];
+    let mut argv = vec![
+        "journalctl",
+        "--no-pager",
+        "-q",
+        "-o",
+        "short",
+        "--since",
+        &since,
+    ];
     if let Some(priority) = priority {
         argv.extend(["-p", priority]);
     }
@@ -257,14 +265,15 @@ async fn journal_at(
         "SYSLOG_IDENTIFIER=etcd",
     ]);
     let out = node.exec(&argv, Duration::from_secs(15)).await?;
-    Ok(out.stdout.lines().map(without_date_and_host).fold(
-        String::new(),
-        |mut text, line| {
+    Ok(out
+        .stdout
+        .lines()
+        .map(without_date_and_host)
+        .fold(String::new(), |mut text, line| {
             text.push_str(line);
             text.push('\n');
             text
-        },
-    ))
+        }))
 }
 
 /// A `journalctl -o short` line without its date and host: `etcd[133]: message`, who said it
@@ -278,7 +287,10 @@ fn without_date_and_host(line: &str) -> &str {
             None => return line,
         }
     }
-    if rest.split_once(": ").is_some_and(|(who, _)| who.ends_with(']')) {
+    if rest
+        .split_once(": ")
+        .is_some_and(|(who, _)| who.ends_with(']'))
+    {
         rest
     } else {
         line

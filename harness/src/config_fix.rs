@@ -308,7 +308,7 @@ fn advertised_ip(unit_file: &str, port: &str) -> Option<String> {
 }
 
 /// A `Key=value` setting of the unit, its last (systemd's rule for single-valued settings).
-fn setting(unit_file: &str, key: &str) -> Option<String> {
+pub fn setting(unit_file: &str, key: &str) -> Option<String> {
     unit_file
         .lines()
         .filter_map(|l| l.trim().strip_prefix(key))

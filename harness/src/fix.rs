@@ -233,7 +233,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
             reinstall_identity(&evidence.unit_file, &host)
         }
         Cause::PermissionDenied => {
-            let user = unit_value(&evidence.unit_file, "User=");
+            let user = crate::config_fix::setting(&evidence.unit_file, "User=");
             let mut command = SEED_FIX_PERMISSIONS.join(" && ");
             if let Some(user) = user.filter(|u| u != "root") {
                 command.push_str(&format!(" && chown {user}: /etc/etcd/*.key /var/lib/etcd"));
@@ -462,15 +462,6 @@ fn unit_path(unit_file: &str) -> String {
         .unwrap_or_else(|| UNIT_PATH.to_owned())
 }
 
-/// A `Key=value` setting of the unit (`User=`).
-fn unit_value(unit_file: &str, key: &str) -> Option<String> {
-    unit_file
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(key))
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 /// The first value of `flag` in the unit's text (`--flag v` or `--flag=v`).
 fn flag_value(unit_file: &str, flag: &str) -> Option<String> {
     flag_values(unit_file, flag).into_iter().next()
@@ -643,7 +634,10 @@ mod tests {
         let unit = "# /etc/systemd/system/etcd.service\n[Service]\nUser=etcd\nExecStart=/usr/local/bin/etcd \\\n  --cert-file=/etc/etcd/kubernetes.crt \\\n  --initial-advertise-peer-urls https://10.240.0.12:2380\n";
         assert_eq!(unit_path(unit), "/etc/systemd/system/etcd.service");
         assert_eq!(unit_path(""), UNIT_PATH);
-        assert_eq!(unit_value(unit, "User=").as_deref(), Some("etcd"));
+        assert_eq!(
+            crate::config_fix::setting(unit, "User=").as_deref(),
+            Some("etcd")
+        );
         assert_eq!(
             flag_value(unit, "--initial-advertise-peer-urls").as_deref(),
             Some("https://10.240.0.12:2380")

@@ -31,6 +31,7 @@ use crate::steps::{self, RunStepError};
 use crate::transcript::{Entry, Host, Transcript};
 use crate::unit::{self, UnitError};
 use crate::versions;
+use crate::wait::{self, Probe};
 use semver::Version;
 
 /// How long the unit gets to become active after the bootstrap (systemd's own start timeout is 90 s;
@@ -411,17 +412,7 @@ async fn exercise(
     }
     watch.lap(Phase::Checks);
 
-    // The first member's journal, and those of members an expectation names.
-    let mut journals = Vec::new();
-    for each in cluster.nodes() {
-        let named = scenario
-            .journal
-            .iter()
-            .any(|j| j.host.as_deref() == Some(each.host()));
-        if each.host() == node.host() || named {
-            journals.push((each.host().to_owned(), unit::journal(each, since).await?));
-        }
-    }
+    let journals = settled_journals(cluster, node, scenario, since, version).await?;
     // Every member's unit at the end, asked once: for the expectations, troubleshooting and the
     // report's summary lines.
     let states: Vec<unit::UnitState> =
@@ -877,6 +868,59 @@ fn client_ref(
     client: &mut Result<etcd_client::Client, String>,
 ) -> Result<&mut etcd_client::Client, &str> {
     client.as_mut().map_err(|e| e.as_str())
+}
+
+/// How long journal expectations wait for lines still on their way: journald can write a line
+/// after its process has exited, and systemd's verdict on a unit comes after etcd's last words
+/// (measured: `status=203/EXEC` asserted before it arrived, in a loaded run).
+const JOURNAL_SETTLE: Duration = Duration::from_secs(10);
+
+/// The first member's journal, and those of members an expectation names, read until every
+/// journal expectation that applies holds or [`JOURNAL_SETTLE`] has passed: the last reading is
+/// what the expectations are judged on, so a line that never comes fails with what was there.
+async fn settled_journals(
+    cluster: &Cluster,
+    node: &NodeHandle,
+    scenario: &Scenario,
+    since: u64,
+    version: Option<&Version>,
+) -> Result<Vec<(String, String)>, RunError> {
+    let read = || async {
+        let mut journals = Vec::new();
+        for each in cluster.nodes() {
+            let named = scenario
+                .journal
+                .iter()
+                .any(|j| j.host.as_deref() == Some(each.host()));
+            if each.host() == node.host() || named {
+                journals.push((each.host().to_owned(), unit::journal(each, since).await?));
+            }
+        }
+        Ok::<_, EngineError>(journals)
+    };
+    let last = std::cell::RefCell::new(Vec::new());
+    // A reading that misses an expected line is kept, and judged, if no later one has it.
+    let _ = wait::poll_until(
+        "the journal lines the scenario expects",
+        JOURNAL_SETTLE,
+        Duration::from_millis(250),
+        || async {
+            let journals = read().await?;
+            let missing: Vec<String> = judge::journal(scenario, &journals, version)
+                .into_iter()
+                .filter(|r| r.applies && !r.holds)
+                .map(|r| r.name)
+                .collect();
+            *last.borrow_mut() = journals;
+            Ok::<_, EngineError>(if missing.is_empty() {
+                Probe::Ready(())
+            } else {
+                Probe::Pending(missing.join("; "))
+            })
+        },
+    )
+    .await?;
+    Ok(last.into_inner())
 }
 
 /// Runs the seed's troubleshooting commands on the first member and on every member whose etcd is

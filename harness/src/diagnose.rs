@@ -771,6 +771,24 @@ pub(crate) fn flag_values(unit_file: &str, flag: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether a cluster member answers a health probe of its own, for [`Evidence::healthy`]: a
+/// member whose unit is not active is down by that fact; a running one is asked through its own
+/// client URL. `None` for a single member.
+pub async fn probe(node: &NodeHandle, evidence: &Evidence) -> Result<Option<bool>, EngineError> {
+    let Some(probe) = probe_command(&evidence.unit_file) else {
+        return Ok(None);
+    };
+    let active = evidence
+        .unit_state
+        .as_ref()
+        .is_some_and(|s| s.active == unit::ActiveState::Active);
+    if !active {
+        return Ok(Some(false));
+    }
+    let out = node.shell(&probe, Duration::from_secs(10)).await?;
+    Ok(Some(out.exit_code == 0))
+}
+
 /// The health probe of a cluster member, through its own client URL with the files the unit
 /// serves with; `None` for a single member (nothing to compare a quorum with).
 fn probe_command(unit_file: &str) -> Option<String> {
@@ -781,7 +799,7 @@ fn probe_command(unit_file: &str) -> Option<String> {
         .into_iter()
         .next()?;
     let mut command = format!(
-        "ETCDCTL_API=3 etcdctl endpoint health --endpoints={endpoint} --dial-timeout=2s --command-timeout=3s"
+        "ETCDCTL_API=3 etcdctl endpoint health --endpoints={endpoint} --dial-timeout=2s --command-timeout=2s"
     );
     if endpoint.starts_with("https://") {
         for (flag, file) in [
@@ -846,16 +864,12 @@ pub async fn gather(
         unit::journal_errors(node, since_epoch),
     )?;
     // A lost quorum is named only when a majority of members fail a probe of their own.
-    let healthy = match probe_command(&unit_file) {
-        Some(probe) => Some(node.shell(&probe, quick).await?.exit_code == 0),
-        None => None,
-    };
     let data = flag_values(&unit_file, "--data-dir").into_iter().next();
     let data = data.unwrap_or_else(|| "/var/lib/etcd".to_owned());
     let stat = node.exec(&["stat", "-c", "%F %U %a", &data], quick).await?;
     Ok(Evidence {
         data_dir: (stat.exit_code == 0).then(|| stat.stdout.trim().to_owned()),
-        healthy,
+        healthy: None,
         command: command.to_owned(),
         output: output.to_owned(),
         journal,

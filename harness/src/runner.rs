@@ -947,6 +947,18 @@ async fn troubleshoot(
         };
         evidence.push(found);
     }
+    // The facts a cluster's diagnosis checks its causes against: each member's own probe, side by
+    // side.
+    let healthy = futures_util::future::try_join_all(
+        cluster
+            .nodes()
+            .zip(&evidence)
+            .map(|(node, e)| diagnose::probe(node, e)),
+    )
+    .await?;
+    for (e, healthy) in evidence.iter_mut().zip(healthy) {
+        e.healthy = healthy;
+    }
     report.diagnosis = Some(diagnose::classify_nodes(&evidence));
     Ok(())
 }

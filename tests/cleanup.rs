@@ -443,14 +443,17 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
             .unwrap_or_else(|| panic!("no `{prefix}` line:\n{stdout}"))
             .to_owned()
     };
-    let node = after("node kept: docker exec -it ");
+    // `docker exec -it <id> bash`, behind `DOCKER_HOST=… ` where the run's engine is another.
+    let node = after("node kept: ");
+    let node = node.split("exec -it ").nth(1).unwrap_or_default();
     let jumpbox = PathBuf::from(after("PKI and jumpbox: "));
-    let removal = after("remove with: docker rm -f ");
+    let removal = after("remove with: etcd-harness clean --kept (or ");
     let kept = KeptRun {
         network: removal
-            .rsplit("docker network rm ")
+            .rsplit("network rm ")
             .next()
             .unwrap_or_default()
+            .trim_end_matches(')')
             .to_owned(),
         node: node.trim_end_matches(" bash").to_owned(),
         run_dir: jumpbox.parent().expect("a run directory").to_owned(),
@@ -474,4 +477,43 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
     let report = String::from_utf8_lossy(&diagnosed.stdout);
     assert_eq!(diagnosed.status.code(), Some(0), "{report}");
     assert!(report.contains("diagnosis: bad-flag"), "{report}");
+
+    // `clean --kept` removes the kept node, its network and its directory (there until then).
+    let exists = |what: &[&str]| {
+        Command::new("docker")
+            .args(what)
+            .output()
+            .expect("docker CLI")
+            .status
+            .success()
+    };
+    assert!(
+        exists(&["inspect", &kept.node]),
+        "no kept node `{}`",
+        kept.node
+    );
+    assert!(
+        exists(&["network", "inspect", &kept.network]),
+        "no kept network `{}`",
+        kept.network
+    );
+    let cleaned = tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
+        .args(["clean", "--kept"])
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&cleaned.stdout);
+    assert_eq!(cleaned.status.code(), Some(0), "{said}");
+    assert!(
+        !exists(&["inspect", &kept.node]),
+        "the kept node is still there: {said}"
+    );
+    assert!(
+        !exists(&["network", "inspect", &kept.network]),
+        "the kept network is still there: {said}"
+    );
+    assert!(
+        !kept.run_dir.exists(),
+        "the kept run directory is still there: {said}"
+    );
 }

@@ -53,6 +53,14 @@ enum Command {
         #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
         scenarios: PathBuf,
     },
+    /// Remove what runs left: the containers, networks and run directories of runs that have
+    /// ended (every run does this for dead runs first); with `--kept`, also the nodes and
+    /// directories kept with `run --keep`.
+    Clean {
+        /// Also remove nodes and run directories kept with `run --keep` (of runs that have ended).
+        #[arg(long)]
+        kept: bool,
+    },
     /// The causes a diagnosis can name, and the harvested table of etcd's and systemd's messages
     /// each means (template, versions, source, explanation, fix).
     Causes {
@@ -320,6 +328,26 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
                 }
             }
             emit(&out)?;
+            Ok(true)
+        }
+        Command::Clean { kept } => {
+            let engine = engine::Engine::connect().await?;
+            let me = crate::owner::Owner::this_process();
+            let swept = engine.sweep_stale(me).await?;
+            let dirs = crate::rundir::RunDir::sweep_stale(me);
+            let (kept_nodes, kept_dirs) = if kept {
+                (
+                    engine.remove_kept(me).await?,
+                    crate::rundir::RunDir::remove_kept(me),
+                )
+            } else {
+                (0, 0)
+            };
+            emit(&format!(
+                "removed: {} containers and networks and {dirs} run directories of ended runs; {kept_nodes} kept containers and networks and {kept_dirs} kept run directories{}\n",
+                swept.removed,
+                if kept { "" } else { " (kept ones stay: --kept removes them)" }
+            ))?;
             Ok(true)
         }
         Command::Causes {

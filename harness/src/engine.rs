@@ -743,6 +743,20 @@ impl Engine {
         Ok(Swept { removed, foreign })
     }
 
+    /// Removes the nodes kept with `run --keep` whose run has ended, and their networks
+    /// (`clean --kept`). Returns how many containers and networks.
+    pub async fn remove_kept(&self, judge: &Owner) -> Result<usize, EngineError> {
+        let (containers, _) = self.labelled().await?;
+        let owners: Vec<Owner> = containers
+            .iter()
+            .filter(|(_, labels)| labels.contains_key(LABEL_KEEP))
+            .filter_map(|(_, labels)| owner_of(labels))
+            .filter(|owner| owner.verdict(judge) == Verdict::Dead)
+            .collect();
+        self.remove_where(|labels| owner_of(labels).is_some_and(|o| owners.contains(&o)))
+            .await
+    }
+
     /// Counts the labelled containers and networks whose labels `matches` accepts.
     pub async fn count_labelled(
         &self,

@@ -403,13 +403,21 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
             .map(|c| crate::engine::short(c))
             .collect();
         writeln!(out)?;
+        // The engine the run used, for a shell that may not have DOCKER_HOST set.
+        let docker = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .map_or_else(
+                || "docker".to_owned(),
+                |host| format!("DOCKER_HOST={host} docker"),
+            );
         for id in &ids {
-            writeln!(out, "node kept: docker exec -it {id} bash")?;
+            writeln!(out, "node kept: {docker} exec -it {id} bash")?;
         }
         writeln!(out, "PKI and jumpbox: {}", kept.jumpbox.display())?;
         writeln!(
             out,
-            "remove with: docker rm -f {} && docker network rm {}",
+            "remove with: etcd-harness clean --kept (or {docker} rm -f {} && {docker} network rm {})",
             ids.join(" "),
             kept.network
         )?;

@@ -87,16 +87,23 @@ impl RunDir {
     /// Removes the run directories in the temporary directory whose owner `judge` can prove dead,
     /// except kept ones. Returns how many were removed.
     pub fn sweep_stale(judge: &Owner) -> usize {
-        Self::remove_where(judge, |owner| owner.verdict(judge) == Verdict::Dead)
+        Self::remove_where(judge, false, |owner| owner.verdict(judge) == Verdict::Dead)
     }
 
     /// Removes the run directories `owner` left, except kept ones: what the reaper does once the
     /// run it watches has died.
     pub fn remove_left_by(owner: &Owner) -> usize {
-        Self::remove_where(owner, |o| o == owner)
+        Self::remove_where(owner, false, |o| o == owner)
     }
 
-    fn remove_where(judge: &Owner, mut doomed: impl FnMut(&Owner) -> bool) -> usize {
+    /// Removes the directories runs kept with `--keep` whose run has ended (`clean --kept`).
+    pub fn remove_kept(judge: &Owner) -> usize {
+        Self::remove_where(judge, true, |owner| owner.verdict(judge) == Verdict::Dead)
+    }
+
+    /// Removes the run directories whose owner is `doomed`: the kept ones when `kept`, else the
+    /// others.
+    fn remove_where(judge: &Owner, kept: bool, mut doomed: impl FnMut(&Owner) -> bool) -> usize {
         let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
             return 0;
         };
@@ -109,7 +116,7 @@ impl RunDir {
                     .to_str()
                     .and_then(|name| owner_from_name(name, judge, &path));
                 owner.is_some_and(|o| doomed(&o))
-                    && !path.join(KEPT_FILE).exists()
+                    && path.join(KEPT_FILE).exists() == kept
                     && std::fs::remove_dir_all(&path).is_ok()
             })
             .count()

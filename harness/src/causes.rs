@@ -57,9 +57,12 @@ pub fn table() -> String {
             );
         }
         for (who, message) in by_cause.get(&Some(cause)).into_iter().flatten() {
+            let stage = message
+                .stage
+                .map_or(String::new(), |s| format!(" {}:", s.name()));
             let _ = writeln!(
                 out,
-                "  {who} {} [{}] {}",
+                "  {who} {} [{}]{stage} {}",
                 message.versions.join(","),
                 message.source,
                 message.template

@@ -5,14 +5,20 @@
 
 use crate::cause::Cause;
 use crate::diagnose::{flag_values, Evidence};
+use crate::settings::setting;
 
-/// A command that rewrites the unit with sed's extended expressions, reloads it and restarts etcd.
-fn edit_unit(unit: &str, expressions: &[String]) -> String {
+/// A command that rewrites the unit with sed's extended expressions and reloads it.
+fn sed_unit(unit: &str, expressions: &[String]) -> String {
     let exprs: Vec<String> = expressions.iter().map(|e| format!("-e '{e}'")).collect();
     format!(
-        "sed -i -E {} {unit} && systemctl daemon-reload && systemctl restart etcd",
+        "sed -i -E {} {unit} && systemctl daemon-reload",
         exprs.join(" ")
     )
+}
+
+/// [`sed_unit`], then etcd restarted on the unit as edited.
+fn edit_unit(unit: &str, expressions: &[String]) -> String {
+    format!("{} && systemctl restart etcd", sed_unit(unit, expressions))
 }
 
 /// `text` as an extended regular expression that matches it literally (the `#` delimiter too).
@@ -289,7 +295,7 @@ fn waited_for(evidence: &Evidence, unit: &str) -> Option<String> {
         exprs.push(format!("s#,{}##", literal(member)));
     }
     let data = data_dir(unit_file);
-    let edit = edit_unit(unit, &exprs).replace(" && systemctl restart etcd", "");
+    let edit = sed_unit(unit, &exprs);
     Some(format!(
         "{edit} && systemctl stop etcd && mv {data}/member {data}.unformed-member && systemctl start etcd"
     ))
@@ -305,15 +311,6 @@ fn advertised_ip(unit_file: &str, port: &str) -> Option<String> {
             let (host, p) = rest.trim_end_matches('/').rsplit_once(':')?;
             (p == port && host.parse::<std::net::IpAddr>().is_ok()).then(|| host.to_owned())
         })
-}
-
-/// A `Key=value` setting of the unit, its last (systemd's rule for single-valued settings).
-pub fn setting(unit_file: &str, key: &str) -> Option<String> {
-    unit_file
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix(key))
-        .map(|v| v.trim().to_owned())
-        .rfind(|v| !v.is_empty())
 }
 
 #[cfg(test)]

@@ -377,7 +377,7 @@ fn data_dir(o: &Observed<'_>) -> Option<Found> {
         return Some((Cause::DataDirInvalid, lines));
     }
     // A directory etcd's user does not own (the unit runs it as another user than root).
-    let user = crate::config_fix::setting(&o.evidence.unit_file, "User=");
+    let user = crate::settings::setting(&o.evidence.unit_file, "User=");
     let owner = stat.split_whitespace().nth(1);
     let not_its_users =
         matches!((user, owner), (Some(user), Some(owner)) if user != "root" && user != owner);
@@ -1128,15 +1128,15 @@ mod tests {
 
     /// A template filled in as etcd fills it: each verb with a value of its kind.
     fn filled(template: &str) -> String {
-        let verb = regex::Regex::new(r"%[-+# 0]*[0-9]*(?:\.[0-9]+)?([a-zA-Z%])").unwrap();
-        verb.replace_all(template, |c: &regex::Captures<'_>| match &c[1] {
-            "%" => "%".to_owned(),
-            "d" | "i" | "u" => "7".to_owned(),
-            "x" | "X" => "8e9e05c52164694d".to_owned(),
-            "q" => "\"controller\"".to_owned(),
-            _ => "http://10.0.0.7:2380".to_owned(),
-        })
-        .into_owned()
+        crate::messages::VERB
+            .replace_all(template, |c: &regex::Captures<'_>| match &c[1] {
+                "%" => "%".to_owned(),
+                "d" | "i" | "u" => "7".to_owned(),
+                "x" | "X" => "8e9e05c52164694d".to_owned(),
+                "q" => "\"controller\"".to_owned(),
+                _ => "http://10.0.0.7:2380".to_owned(),
+            })
+            .into_owned()
     }
 
     /// Every entry of etcd's harvested table, filled in as etcd fills it and written as each

@@ -233,7 +233,7 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
             reinstall_identity(&evidence.unit_file, &host)
         }
         Cause::PermissionDenied => {
-            let user = crate::config_fix::setting(&evidence.unit_file, "User=");
+            let user = crate::settings::setting(&evidence.unit_file, "User=");
             let mut command = SEED_FIX_PERMISSIONS.join(" && ");
             if let Some(user) = user.filter(|u| u != "root") {
                 command.push_str(&format!(" && chown {user}: /etc/etcd/*.key /var/lib/etcd"));
@@ -635,7 +635,7 @@ mod tests {
         assert_eq!(unit_path(unit), "/etc/systemd/system/etcd.service");
         assert_eq!(unit_path(""), UNIT_PATH);
         assert_eq!(
-            crate::config_fix::setting(unit, "User=").as_deref(),
+            crate::settings::setting(unit, "User=").as_deref(),
             Some("etcd")
         );
         assert_eq!(

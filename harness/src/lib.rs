@@ -42,6 +42,7 @@ pub mod report;
 pub mod rundir;
 pub mod runner;
 pub mod scenario;
+pub mod settings;
 pub mod soak;
 pub mod spec;
 pub mod statements;

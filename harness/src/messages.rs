@@ -15,6 +15,11 @@ use serde::Deserialize;
 
 use crate::cause::{Cause, Kind};
 
+/// A Go (or systemd C) format verb: `%s`, `%q`, `%-5d`, `%.2f`, `%%`; the letter is its group.
+pub static VERB: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"%[-+# 0]*[0-9]*(?:\.[0-9]+)?([a-zA-Z%])").expect("the verb pattern")
+});
+
 /// The shortest literal text a template must have to be matched: `%v` alone matches anything.
 const MIN_LITERAL: usize = 10;
 
@@ -86,10 +91,13 @@ struct RawMessage {
 /// A message of etcd's that only carries another error (`discovery failed: <the reason>`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawWrapper {
-    template: String,
-    versions: Vec<String>,
-    source: String,
+pub struct Wrapper {
+    /// The message.
+    pub template: String,
+    /// The versions that print it.
+    pub versions: Vec<String>,
+    /// Where in the source.
+    pub source: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +105,7 @@ struct RawWrapper {
 struct EtcdFile {
     message: Vec<RawMessage>,
     #[serde(default)]
-    wrapper: Vec<RawWrapper>,
+    wrapper: Vec<Wrapper>,
 }
 
 /// A `Result=` value of a service.
@@ -237,8 +245,7 @@ impl Message {
     /// enough to be its own (16 characters or more).
     pub fn asserted_by(&self, text: &str) -> bool {
         const OWN: usize = 16;
-        let verb = Regex::new(r"%[-+# 0]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]").expect("the verb pattern");
-        let longest = verb
+        let longest = VERB
             .split(&self.template)
             .map(|part| part.trim_matches(|c: char| !c.is_alphanumeric()))
             .max_by_key(|part| part.len())
@@ -272,11 +279,10 @@ fn most_specific<'a>(messages: &'a [Message], text: &str) -> Option<Match<'a>> {
 /// A Go (or systemd C) format string as a regex whose groups capture what each verb stands for,
 /// and the length of its literal text.
 fn template_regex(template: &str) -> (Regex, usize) {
-    let verb = Regex::new(r"%[-+# 0]*[0-9]*(?:\.[0-9]+)?([a-zA-Z%])").expect("the verb pattern");
     let mut pattern = String::new();
     let mut literal = 0;
     let mut last = 0;
-    let verbs: Vec<_> = verb.captures_iter(template).collect();
+    let verbs: Vec<_> = VERB.captures_iter(template).collect();
     for (i, caps) in verbs.iter().enumerate() {
         let whole = caps.get(0).expect("group 0");
         let text = &template[last..whole.start()];
@@ -307,8 +313,8 @@ fn template_regex(template: &str) -> (Regex, usize) {
 pub struct EtcdTable {
     /// The reasons etcd states.
     pub messages: Vec<Message>,
-    /// The messages that only carry another error, with the versions that print them.
-    pub wrappers: Vec<(String, Vec<String>, String)>,
+    /// The messages that only carry another error.
+    pub wrappers: Vec<Wrapper>,
 }
 
 impl EtcdTable {
@@ -351,11 +357,7 @@ static ETCD: LazyLock<EtcdTable> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("harness/src/messages/etcd.toml: {e}"));
     EtcdTable {
         messages: file.message.into_iter().map(Message::compile).collect(),
-        wrappers: file
-            .wrapper
-            .into_iter()
-            .map(|w| (w.template, w.versions, w.source))
-            .collect(),
+        wrappers: file.wrapper,
     }
 });
 

@@ -413,23 +413,11 @@ async fn exercise(
     watch.lap(Phase::Checks);
 
     let journals = settled_journals(cluster, node, scenario, since, version).await?;
-    // Every member's unit at the end, asked once: for the expectations, troubleshooting and the
-    // report's summary lines.
-    let states: Vec<unit::UnitState> =
-        futures_util::future::try_join_all(cluster.nodes().map(unit::state)).await?;
-    let state_of = |host: &str| {
-        cluster
-            .nodes()
-            .zip(&states)
-            .find(|(n, _)| n.host() == host)
-            .map(|(_, state)| state)
-    };
-    for want in &scenario.expect_unit {
-        let host = want.host.as_deref().unwrap_or(node.host());
-        if let Some(state) = state_of(host) {
-            results.push(judge::unit(want, host, state));
-        }
-    }
+    // Every member's unit at the end, read until the expectations hold (a crash-looping unit is
+    // briefly `activating (start)` between two `auto-restart`s): for the expectations,
+    // troubleshooting and the report's summary lines.
+    let states = settled_states(cluster, node, scenario).await?;
+    results.extend(unit_results(cluster, node, scenario, &states));
     results.extend(judge::journal(scenario, &journals, version));
     // Troubleshoot when something went wrong, or when the scenario asks what went wrong.
     let something_failed = !completed
@@ -912,6 +900,65 @@ async fn settled_journals(
                 .map(|r| r.name)
                 .collect();
             *last.borrow_mut() = journals;
+            Ok::<_, EngineError>(if missing.is_empty() {
+                Probe::Ready(())
+            } else {
+                Probe::Pending(missing.join("; "))
+            })
+        },
+    )
+    .await?;
+    Ok(last.into_inner())
+}
+
+/// Each `[[expect_unit]]` judged on the members' states, in the order of `cluster.nodes()`.
+fn unit_results(
+    cluster: &Cluster,
+    node: &NodeHandle,
+    scenario: &Scenario,
+    states: &[unit::UnitState],
+) -> Vec<CheckResult> {
+    let state_of = |host: &str| {
+        cluster
+            .nodes()
+            .zip(states)
+            .find(|(n, _)| n.host() == host)
+            .map(|(_, state)| state)
+    };
+    scenario
+        .expect_unit
+        .iter()
+        .filter_map(|want| {
+            let host = want.host.as_deref().unwrap_or(node.host());
+            state_of(host).map(|state| judge::unit(want, host, state))
+        })
+        .collect()
+}
+
+/// Every member's unit state, read until every `[[expect_unit]]` holds or [`JOURNAL_SETTLE`] has
+/// passed: the last reading is what is judged, so a state that never comes fails with what was.
+async fn settled_states(
+    cluster: &Cluster,
+    node: &NodeHandle,
+    scenario: &Scenario,
+) -> Result<Vec<unit::UnitState>, RunError> {
+    let read = || futures_util::future::try_join_all(cluster.nodes().map(unit::state));
+    if scenario.expect_unit.is_empty() {
+        return Ok(read().await?);
+    }
+    let last = std::cell::RefCell::new(Vec::new());
+    let _ = wait::poll_until(
+        "the unit states the scenario expects",
+        JOURNAL_SETTLE,
+        Duration::from_millis(250),
+        || async {
+            let states = read().await?;
+            let missing: Vec<String> = unit_results(cluster, node, scenario, &states)
+                .into_iter()
+                .filter(|r| !r.holds)
+                .map(|r| r.details.join("; "))
+                .collect();
+            *last.borrow_mut() = states;
             Ok::<_, EngineError>(if missing.is_empty() {
                 Probe::Ready(())
             } else {

@@ -36,7 +36,7 @@ pub async fn bounded(
     expected: Expect,
     check: impl std::future::Future<Output = CheckResult>,
 ) -> CheckResult {
-    match tokio::time::timeout(CHECK_DEADLINE, check).await {
+    match tokio::time::timeout(crate::wait::scaled(CHECK_DEADLINE), check).await {
         Ok(result) => result,
         Err(_) => CheckResult::judged(
             name,

@@ -277,6 +277,7 @@ fn emit(text: &str) -> anyhow::Result<()> {
 
 /// Runs a command; `Ok(false)` means it ran and the expectations did not hold.
 async fn dispatch(command: Command) -> anyhow::Result<bool> {
+    crate::wait::check_time_scale()?;
     let mut progress = |line: &str| eprintln!("· {line}");
     match command {
         Command::Run {

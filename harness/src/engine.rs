@@ -120,12 +120,13 @@ pub(crate) async fn create_detached<T: Send + 'static>(
     }
 }
 
-/// Runs `fut` with a deadline, naming `action` if it passes.
+/// Runs `fut` with a deadline (stretched by `ETCD_HARNESS_TIME_SCALE`), naming `action` if it passes.
 pub(crate) async fn within<T>(
     after: Duration,
     action: impl Fn() -> String,
     fut: impl std::future::Future<Output = Result<T, EngineError>>,
 ) -> Result<T, EngineError> {
+    let after = crate::wait::scaled(after);
     tokio::time::timeout(after, fut).await.unwrap_or_else(|_| {
         Err(EngineError::Timeout {
             action: action(),

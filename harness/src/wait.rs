@@ -5,7 +5,49 @@
 //! not retry errors of its own: a probe decides whether a failure means "not yet" or "never".
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// The variable that stretches every deadline of the harness on a slow host.
+pub const TIME_SCALE_VAR: &str = "ETCD_HARNESS_TIME_SCALE";
+
+/// `ETCD_HARNESS_TIME_SCALE` that is not a number from 1 to 100.
+#[derive(Debug, thiserror::Error)]
+#[error("{TIME_SCALE_VAR}={value:?} is not a factor from 1 to 100 (every deadline is multiplied by it; set it to e.g. 4 on an emulated or heavily loaded host, or unset it)")]
+pub struct BadTimeScale {
+    value: String,
+}
+
+/// The factor in `value` (unset is 1).
+pub fn parse_time_scale(value: Option<&str>) -> Result<f64, BadTimeScale> {
+    let Some(value) = value else { return Ok(1.0) };
+    match value.trim().parse::<f64>() {
+        Ok(f) if (1.0..=100.0).contains(&f) => Ok(f),
+        _ => Err(BadTimeScale {
+            value: value.to_owned(),
+        }),
+    }
+}
+
+/// The factor [`TIME_SCALE_VAR`] gives, read once; the CLI refuses a bad one up front
+/// ([`check_time_scale`]), so here a bad one counts as 1.
+fn time_scale() -> f64 {
+    static SCALE: OnceLock<f64> = OnceLock::new();
+    *SCALE.get_or_init(|| {
+        parse_time_scale(std::env::var(TIME_SCALE_VAR).ok().as_deref()).unwrap_or(1.0)
+    })
+}
+
+/// Refuses a [`TIME_SCALE_VAR`] that is not a factor, naming it and the remedy.
+pub fn check_time_scale() -> Result<(), BadTimeScale> {
+    parse_time_scale(std::env::var(TIME_SCALE_VAR).ok().as_deref()).map(|_| ())
+}
+
+/// `limit` stretched by [`TIME_SCALE_VAR`]: a limit measured on a native host, made to hold where
+/// everything runs N times slower (qemu's software emulation is 8-20x).
+pub fn scaled(limit: Duration) -> Duration {
+    limit.mul_f64(time_scale())
+}
 
 /// What one probe concluded.
 pub enum Probe<T> {
@@ -27,7 +69,8 @@ pub struct Timeout {
     pub last_seen: String,
 }
 
-/// Probes `probe` every `interval` until it is ready, it fails, or `deadline` passes.
+/// Probes `probe` every `interval` until it is ready, it fails, or `timeout` (stretched by
+/// [`scaled`]) passes.
 ///
 /// The probe's own errors end the wait at once; only [`Probe::Pending`] is retried.
 pub async fn poll_until<T, E, F, Fut>(
@@ -40,6 +83,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Probe<T>, E>>,
 {
+    let timeout = scaled(timeout);
     let start = Instant::now();
     loop {
         let last_seen = match probe().await? {
@@ -60,6 +104,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_scale_is_a_factor_from_1_to_100_and_unset_is_1() {
+        assert_eq!(parse_time_scale(None).unwrap(), 1.0);
+        assert_eq!(parse_time_scale(Some("4")).unwrap(), 4.0);
+        assert_eq!(parse_time_scale(Some(" 2.5 ")).unwrap(), 2.5);
+        for bad in ["0.5", "0", "-3", "fast", "", "1000", "NaN"] {
+            let e = parse_time_scale(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(TIME_SCALE_VAR) && e.contains(bad), "{bad}: {e}");
+        }
+    }
     use std::convert::Infallible;
 
     #[tokio::test]

@@ -770,3 +770,61 @@ fn without_systemd_analyze_the_lint_says_so_and_does_not_fail() {
         "{said}"
     );
 }
+
+#[test]
+fn doctor_reports_the_engine_its_cgroups_and_the_image_and_is_ready_here() {
+    let out = harness(&["doctor"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", stderr(&out));
+    // The engine CI runs on answers, with its API version; cgroups and the image are named.
+    let line = |what: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("ok      {what}")))
+            .unwrap_or_else(|| panic!("no ok line for {what}:\n{stdout}"))
+            .to_owned()
+    };
+    assert!(line("engine").contains("(API 1."), "{stdout}");
+    assert!(line("cgroups").contains(" driver"), "{stdout}");
+    // Present, or to be built (a note, not missing) when no test has built it yet.
+    let image = stdout.lines().find(|l| l[8..].starts_with("node image"));
+    assert!(image.is_some_and(|l| !l.starts_with("MISSING")), "{stdout}");
+    assert!(
+        stdout.ends_with("ready: a run has what it needs\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn doctor_without_an_engine_exits_1_naming_it_and_every_remedy_on_one_screen() {
+    let out = harness(
+        &["doctor", "--etcd", "debian:bookworm"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", stderr(&out));
+    let engine = stdout.lines().position(|l| l.starts_with("MISSING engine"));
+    let engine = engine.unwrap_or_else(|| panic!("{stdout}"));
+    assert!(stdout
+        .lines()
+        .nth(engine)
+        .unwrap()
+        .contains("/nonexistent/docker.sock"));
+    assert!(
+        stdout
+            .lines()
+            .nth(engine + 1)
+            .unwrap()
+            .contains("podman.socket"),
+        "{stdout}"
+    );
+    // The rest is still looked at: one screen, not one failure at a time.
+    for what in ["etcd", "cache", "temp dir", "lint"] {
+        assert!(
+            stdout.lines().any(|l| l[8..].starts_with(what)),
+            "{what}:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("not ready: 1 missing piece(s)"), "{stdout}");
+    assert!(stdout.lines().count() < 25, "more than a screen:\n{stdout}");
+}

@@ -14,7 +14,7 @@ use crate::cache::{self, CacheError};
 pub const MIRROR_ENV: &str = "ETCD_HARNESS_DEBIAN_MIRROR";
 
 /// The keyring Debian's archive is signed with, as the `debian-archive-keyring` package installs it.
-const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+pub const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// Errors downloading from Debian's archive.
 #[derive(Debug, thiserror::Error)]

@@ -85,6 +85,14 @@ enum Command {
         #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
         scenarios: PathBuf,
     },
+    /// Check, before any work, what this machine has of what a run needs — the engine and its API
+    /// version, cgroup version and driver, where the node image comes from, the etcd source, free
+    /// disk — with the remedy for each missing piece. Changes nothing. Exits 1 if a piece is missing.
+    Doctor {
+        /// The etcd source a run would use (as `run --etcd`).
+        #[arg(long, env = "ETCD_HARNESS_ETCD")]
+        etcd: Option<String>,
+    },
     /// Build the node image if needed, and show it.
     Image,
     /// Time the phases of `tutorial-tls` against a bare systemd node and a bare etcd, and the 3- and
@@ -367,6 +375,15 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             steps,
             scenarios,
         } => lint(&targets, steps.as_deref(), &scenarios).await,
+        Command::Doctor { etcd } => {
+            let source = match etcd {
+                Some(arg) => EtcdSource::parse(&arg)?,
+                None => EtcdSource::default(),
+            };
+            let report = crate::doctor::examine(&source).await;
+            emit(&report.to_string())?;
+            Ok(report.ready())
+        }
         Command::Image => {
             let engine = engine::Engine::connect().await?;
             let image = image::ensure(&engine, &mut progress).await?;

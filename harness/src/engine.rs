@@ -258,6 +258,25 @@ impl UploadFile {
     }
 }
 
+/// What an engine says of itself ([`Engine::facts`]).
+#[derive(Debug, Clone)]
+pub struct EngineFacts {
+    /// "Docker Engine", "Podman Engine".
+    pub product: String,
+    /// The engine's version.
+    pub version: String,
+    /// The newest API version it speaks.
+    pub api_version: String,
+    /// The host it runs on, as it names it.
+    pub operating_system: String,
+    /// "1" or "2".
+    pub cgroup_version: String,
+    /// "cgroupfs" or "systemd".
+    pub cgroup_driver: String,
+    /// Where it keeps images and containers, on its host.
+    pub root_dir: Option<String>,
+}
+
 /// A negotiated connection to the engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -288,6 +307,50 @@ impl Engine {
         )
         .await?;
         Ok(Self { docker })
+    }
+
+    /// What the engine says of itself: product, versions, cgroups, where it keeps its data.
+    pub async fn facts(&self) -> Result<EngineFacts, EngineError> {
+        let action = || "ask the engine for its version and info".to_owned();
+        let (version, info) = within(Duration::from_secs(10), action, async {
+            let version = self
+                .docker
+                .version()
+                .await
+                .map_err(EngineError::request(action()))?;
+            let info = self
+                .docker
+                .info()
+                .await
+                .map_err(EngineError::request(action()))?;
+            Ok((version, info))
+        })
+        .await?;
+        let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_owned());
+        // Docker names its daemon's component "Engine"; Podman's compatible API, "Podman Engine".
+        let product = version
+            .components
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .find(|n| n.contains("Engine"))
+            .map(|n| {
+                if n == "Engine" {
+                    "Docker Engine".to_owned()
+                } else {
+                    n
+                }
+            })
+            .unwrap_or_else(|| "an engine".to_owned());
+        Ok(EngineFacts {
+            product,
+            version: text(version.version),
+            api_version: text(version.api_version),
+            operating_system: text(info.operating_system),
+            cgroup_version: text(info.cgroup_version.map(|v| v.to_string())),
+            cgroup_driver: text(info.cgroup_driver.map(|d| d.to_string())),
+            root_dir: info.docker_root_dir,
+        })
     }
 
     /// The bollard client, for the modules that mirror one area of the API (image, forward).

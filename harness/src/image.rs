@@ -184,10 +184,7 @@ async fn base(
         Err(message) => message,
     };
     progress(&format!("pull failed ({pull_error}); using mmdebstrap"));
-    let base_tag = format!(
-        "etcd-harness-base:{}",
-        hash12(&[MMDEBSTRAP_PACKAGES.as_bytes(), SUITE.as_bytes()])
-    );
+    let base_tag = base_tag();
     if exists(engine, &base_tag).await? {
         return Ok((base_tag, Provenance::BuiltFromMmdebstrap));
     }
@@ -207,6 +204,45 @@ async fn base(
     mmdebstrap(&rootfs, progress).await?;
     import(engine, &rootfs, &base_tag).await?;
     Ok((base_tag, Provenance::BuiltFromMmdebstrap))
+}
+
+/// The tag of the base imported from an mmdebstrap rootfs.
+fn base_tag() -> String {
+    format!(
+        "etcd-harness-base:{}",
+        hash12(&[MMDEBSTRAP_PACKAGES.as_bytes(), SUITE.as_bytes()])
+    )
+}
+
+/// Where the node image will come from, as [`ensure`] would decide it now (without pulling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// The engine has it.
+    Present(String),
+    /// It will be built from a base the engine has (`debian:bookworm` or an mmdebstrap import).
+    FromBase(String),
+    /// `debian:bookworm` will be pulled; if that fails, an mmdebstrap rootfs is the base.
+    PullOrMmdebstrap,
+    /// `debian:bookworm` will be pulled; if that fails there is no base (no mmdebstrap).
+    PullOnly,
+}
+
+/// What [`ensure`] would do now, asked without pulling or building anything.
+pub async fn plan(engine: &Engine) -> Result<Plan, EngineError> {
+    let node = format!("{NODE_REPO}:{}", node_tag());
+    if exists(engine, &node).await? {
+        return Ok(Plan::Present(node));
+    }
+    for base in [DEBIAN_BASE.to_owned(), base_tag()] {
+        if exists(engine, &base).await? {
+            return Ok(Plan::FromBase(base));
+        }
+    }
+    Ok(if which("mmdebstrap").is_some() {
+        Plan::PullOrMmdebstrap
+    } else {
+        Plan::PullOnly
+    })
 }
 
 async fn pull(engine: &Engine, reference: &str) -> Result<(), String> {

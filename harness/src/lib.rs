@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config_fix;
 pub mod diagnose;
+pub mod doctor;
 pub mod downloads;
 pub mod engine;
 pub mod etcdlog;

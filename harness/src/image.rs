@@ -10,10 +10,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
 use futures_util::StreamExt;
+use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, CacheError};
@@ -373,9 +375,10 @@ async fn build(
                 action: action(),
                 source,
             })?;
-            if let Some(line) = info.stream.as_deref().map(str::trim_end) {
-                if !line.is_empty() {
-                    progress(line);
+            for line in info.stream.as_deref().unwrap_or_default().lines() {
+                let line = plain(line);
+                if !line.trim().is_empty() {
+                    progress(line.trim_end());
                 }
             }
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
@@ -392,6 +395,21 @@ async fn build(
         }),
         None => Ok(()),
     }
+}
+
+/// A terminal's control sequences: CSI (colours, cursor moves), character-set designations, the
+/// two-byte escapes, and the other control characters but tab and newline.
+static CONTROL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+        .expect("a valid pattern")
+});
+
+/// A build output line as plain text: what a progress bar drew last (after its last carriage
+/// return), without colour codes or other control characters, which a log or a CI page would show
+/// raw.
+fn plain(line: &str) -> String {
+    let drawn = line.rsplit('\r').find(|part| !part.trim().is_empty());
+    CONTROL.replace_all(drawn.unwrap_or_default(), "").into_owned()
 }
 
 /// The path of `program` on `PATH`, if it is there.
@@ -416,6 +434,17 @@ pub(crate) fn hash12(parts: &[&[u8]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_output_loses_its_colour_codes_and_progress_redraws() {
+        assert_eq!(
+            plain("\x1b[0;1;31mE: \x1b[0mUnable to fetch\x1b[K"),
+            "E: Unable to fetch"
+        );
+        assert_eq!(plain("Progress: [ 10%]\rProgress: [ 90%]\r"), "Progress: [ 90%]");
+        assert_eq!(plain("\x1b(Bplain\x07"), "plain");
+        assert_eq!(plain("Step 3/9 : RUN apt-get update"), "Step 3/9 : RUN apt-get update");
+    }
 
     #[test]
     fn the_tag_changes_with_each_input() {

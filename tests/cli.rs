@@ -39,6 +39,91 @@ fn list_shows_every_scenario_with_its_description() {
     assert!(!stdout.contains("(invalid"), "{stdout}");
 }
 
+/// The names of the source tree's `scenarios/*.toml`.
+fn catalogue_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_binary_copied_elsewhere_brings_its_scenarios_and_scenarios_only_adds_to_them() {
+    // What `cargo install` or a copied release binary is: nothing of the source tree beside it.
+    let home = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let exe = home.path().join("etcd-harness");
+    std::fs::copy(env!("CARGO_BIN_EXE_etcd-harness"), &exe).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&exe)
+            .args(args)
+            .current_dir(home.path())
+            .env_remove("ETCD_HARNESS_SCENARIOS")
+            .env("ETCD_HARNESS_CACHE", cache.path())
+            .output()
+            .expect("the copied binary runs")
+    };
+    let listed = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let out = run(&["list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(listed(&out), catalogue_names(), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("(invalid"), "{}", stdout(&out));
+
+    // The lint reads the scenario, its unit and its steps where the binary laid them out: the cache.
+    let out = run(&["lint", "tutorial-tls"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let trees: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("builtin-")
+        })
+        .collect();
+    assert_eq!(trees.len(), 1, "{trees:?}");
+    assert!(trees[0].join("scenarios/tutorial-tls.toml").is_file());
+    assert!(trees[0].join("scenarios/steps/seed.toml").is_file());
+    assert!(trees[0].join("docker/units/etcd-tls.service").is_file());
+
+    // A directory of one's own adds its scenarios beside the built-in ones.
+    let mine = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenarios_dir().join("tutorial-tls.toml")).unwrap();
+    std::fs::write(mine.path().join("my-tls.toml"), in_tempdir(&text)).unwrap();
+    let dir = mine.path().to_str().unwrap();
+    let out = run(&["list", "--scenarios", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut expected = catalogue_names();
+    expected.push("my-tls".to_owned());
+    expected.sort();
+    assert_eq!(listed(&out), expected, "{}", stdout(&out));
+    let out = run(&["lint", "my-tls", "tutorial-tls", "--scenarios", dir]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 #[test]
 fn an_unknown_scenario_exits_2_listing_the_known_ones() {
     let out = harness(&["run", "no-such-scenario"], &[]);

@@ -26,11 +26,19 @@ pub enum ArtefactsError {
     Engine(#[from] EngineError),
 }
 
-/// Where runs keep their artefacts: `$ETCD_HARNESS_ARTEFACTS`, or `target/artefacts`.
+/// Where runs keep their artefacts: `$ETCD_HARNESS_ARTEFACTS`; else, for a binary run from its
+/// build tree (`cargo run`, `cargo test`), that tree's `target/artefacts`; else (a binary copied
+/// elsewhere or `cargo install`ed) `etcd-harness-artefacts` in the current directory.
 pub fn root() -> PathBuf {
-    std::env::var_os("ETCD_HARNESS_ARTEFACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/artefacts"))
+    if let Some(dir) = std::env::var_os("ETCD_HARNESS_ARTEFACTS") {
+        return PathBuf::from(dir);
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    if built_in.is_dir() {
+        built_in.join("artefacts")
+    } else {
+        PathBuf::from("etcd-harness-artefacts")
+    }
 }
 
 /// What is kept of each node: a file name and the command whose output it holds.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 
 use semver::Version;
 
@@ -75,9 +75,9 @@ pub fn table() -> String {
     out
 }
 
-/// The coverage page, with what the scenarios under `dir` assert as reproduced.
-pub fn coverage(dir: &Path) -> Result<String, scenario::ScenarioError> {
-    let scenarios: Vec<Scenario> = scenario::discover(dir)?
+/// The coverage page, with what the scenario `files` assert as reproduced.
+pub fn coverage(files: &[PathBuf]) -> Result<String, scenario::ScenarioError> {
+    let scenarios: Vec<Scenario> = files
         .iter()
         .map(|file| Scenario::load(file))
         .collect::<Result<_, _>>()?;

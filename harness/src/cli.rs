@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::builtin::{Catalogue, CatalogueError};
 use crate::downloads::{self, EtcdSource};
 use crate::lint::{self, LintInput};
 use crate::node::NodeHandle;
 use crate::owner::Owner;
 use crate::runner::{self, Fixes, Harness, RunOptions};
-use crate::scenario::{self, Scenario};
+use crate::scenario::Scenario;
 use crate::steps::Bootstrap;
 use crate::transcript::Transcript;
 use crate::{bench, diagnose, engine, image, matrix, reaper, report, soak};
@@ -49,9 +50,10 @@ enum Command {
     },
     /// List the scenarios with their descriptions.
     List {
-        /// Directory holding scenario files.
-        #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
-        scenarios: PathBuf,
+        /// A directory of scenario files of your own, looked in before the built-in scenarios (a
+        /// file there overrides the built-in one of the same name).
+        #[arg(long, env = "ETCD_HARNESS_SCENARIOS")]
+        scenarios: Option<PathBuf>,
     },
     /// Remove what runs left: the containers, networks and run directories of runs that have
     /// ended (every run does this for dead runs first); with `--kept`, also the nodes and
@@ -68,9 +70,10 @@ enum Command {
         /// a specific cause, with a fix, reproduced by a catalogue scenario.
         #[arg(long)]
         coverage: bool,
-        /// Directory holding scenario files (what they assert counts as reproduced).
-        #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
-        scenarios: PathBuf,
+        /// A directory of scenario files of your own, looked in before the built-in scenarios (what
+        /// they assert counts as reproduced).
+        #[arg(long, env = "ETCD_HARNESS_SCENARIOS")]
+        scenarios: Option<PathBuf>,
     },
     /// Check scenarios before anything runs — the unit as systemd reads it, and the bootstrap's
     /// pieces against each other — printing each finding with its file, line and fix. Exits 1 on a
@@ -81,9 +84,10 @@ enum Command {
         /// The steps a unit file is checked against (default: the seed's).
         #[arg(long)]
         steps: Option<PathBuf>,
-        /// Directory holding scenario files.
-        #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
-        scenarios: PathBuf,
+        /// A directory of scenario files of your own, looked in before the built-in scenarios (a
+        /// file there overrides the built-in one of the same name).
+        #[arg(long, env = "ETCD_HARNESS_SCENARIOS")]
+        scenarios: Option<PathBuf>,
     },
     /// Check, before any work, what this machine has of what a run needs — the engine and its API
     /// version, cgroup version and driver, where the node image comes from, the etcd source, free
@@ -127,14 +131,15 @@ enum Command {
     },
     /// Run scenarios on several etcd versions and print one table: scenario rows, version columns.
     Matrix {
-        /// The scenarios (names or files; default: every one in the scenarios directory).
+        /// The scenarios (names or files; default: every one, built in or in `--scenarios`).
         scenarios: Vec<String>,
         /// An etcd source, once per column (default: debian:bookworm, debian:trixie, debian:sid).
         #[arg(long = "etcd")]
         etcd: Vec<String>,
-        /// Directory holding scenario files.
-        #[arg(long = "scenarios", env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
-        dir: PathBuf,
+        /// A directory of scenario files of your own, looked in before the built-in scenarios (a
+        /// file there overrides the built-in one of the same name).
+        #[arg(long = "scenarios", env = "ETCD_HARNESS_SCENARIOS")]
+        dir: Option<PathBuf>,
     },
     /// Watch a run and remove what it left once it has ended (started by every run; not for people).
     #[command(hide = true)]
@@ -165,9 +170,10 @@ struct Common {
     /// etcd and etcdctl. Default: debian:bookworm (etcd 3.4).
     #[arg(long, env = "ETCD_HARNESS_ETCD")]
     etcd: Option<String>,
-    /// Directory holding scenario files.
-    #[arg(long, env = "ETCD_HARNESS_SCENARIOS", default_value_os_t = default_scenarios())]
-    scenarios: PathBuf,
+    /// A directory of scenario files of your own, looked in before the built-in scenarios (a file
+    /// there overrides the built-in one of the same name).
+    #[arg(long, env = "ETCD_HARNESS_SCENARIOS")]
+    scenarios: Option<PathBuf>,
 }
 
 impl Common {
@@ -181,10 +187,11 @@ impl Common {
         downloads::fetch(&source).await?;
         Ok(source)
     }
-}
 
-fn default_scenarios() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+    /// The scenarios: `--scenarios`, if given, before the built-in ones.
+    fn catalogue(&self) -> Result<Catalogue, CatalogueError> {
+        Catalogue::new(self.scenarios.clone())
+    }
 }
 
 /// Parses arguments, runs the command, and maps the outcome to an exit code.
@@ -295,7 +302,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             fix,
             report: format,
         } => {
-            let file = resolve(&scenario, &common.scenarios)?;
+            let file = common.catalogue()?.resolve(&scenario)?;
             let scenario = Scenario::load(&file)?;
             // Before the engine, the image or etcd is touched (the run lints again, as every run).
             for finding in lint::preflight(&scenario).await?.findings {
@@ -330,7 +337,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
         }
         Command::List { scenarios } => {
             let mut out = String::new();
-            for file in scenario::discover(&scenarios)? {
+            for file in Catalogue::new(scenarios)?.files()? {
                 match Scenario::load(&file) {
                     Ok(s) => writeln!(out, "{:<24} {}", s.name, s.description)?,
                     Err(e) => writeln!(out, "{:<24} (invalid: {e})", stem(&file))?,
@@ -364,7 +371,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             scenarios,
         } => {
             emit(&if coverage {
-                crate::causes::coverage(&scenarios)?
+                crate::causes::coverage(&Catalogue::new(scenarios)?.files()?)?
             } else {
                 crate::causes::table()
             })?;
@@ -374,7 +381,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             targets,
             steps,
             scenarios,
-        } => lint(&targets, steps.as_deref(), &scenarios).await,
+        } => lint(&targets, steps.as_deref(), &Catalogue::new(scenarios)?).await,
         Command::Doctor { etcd } => {
             let source = match etcd {
                 Some(arg) => EtcdSource::parse(&arg)?,
@@ -395,13 +402,14 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             rounds,
             no_catalogue,
         } => {
-            let file = resolve("tutorial-tls", &common.scenarios)?;
+            let scenarios = common.catalogue()?;
+            let file = scenarios.resolve("tutorial-tls")?;
             let scenario = Scenario::load(&file)?;
             let clusters = bench::CLUSTER_TARGETS
                 .iter()
                 .map(|(name, target)| {
                     Ok(bench::ClusterLine {
-                        scenario: Scenario::load(&resolve(name, &common.scenarios)?)?,
+                        scenario: Scenario::load(&scenarios.resolve(name)?)?,
                         target: *target,
                     })
                 })
@@ -409,7 +417,8 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             let catalogue = if no_catalogue {
                 Vec::new()
             } else {
-                scenario::discover(&common.scenarios)?
+                scenarios
+                    .files()?
                     .iter()
                     .map(|f| Scenario::load(f))
                     .collect::<Result<_, _>>()?
@@ -436,14 +445,13 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             common,
         } => {
             // Judge the scenario and etcd once here, so the runs are interrupted, not refused.
-            Scenario::load(&resolve(&scenario, &common.scenarios)?)?;
+            Scenario::load(&common.catalogue()?.resolve(&scenario)?)?;
             let etcd = common.etcd_source().await?;
-            let run_args = vec![
-                "--scenarios".to_owned(),
-                path_arg(&common.scenarios),
-                "--etcd".to_owned(),
-                etcd.to_string(),
-            ];
+            // The runs find the built-in scenarios themselves: `--scenarios` only if one was given.
+            let mut run_args = vec!["--etcd".to_owned(), etcd.to_string()];
+            if let Some(dir) = &common.scenarios {
+                run_args.extend(["--scenarios".to_owned(), path_arg(dir)]);
+            }
             let latest = Duration::try_from_secs_f64(latest)
                 .ok()
                 .filter(|d| *d > Duration::from_millis(300))
@@ -469,13 +477,14 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             etcd,
             dir,
         } => {
+            let catalogue = Catalogue::new(dir)?;
             let files = if scenarios.is_empty() {
-                scenario::discover(&dir)?
+                catalogue.files()?
             } else {
                 scenarios
                     .iter()
-                    .map(|s| resolve(s, &dir))
-                    .collect::<anyhow::Result<_>>()?
+                    .map(|s| catalogue.resolve(s))
+                    .collect::<Result<_, _>>()?
             };
             let scenarios = files
                 .iter()
@@ -538,9 +547,14 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
 
 /// `lint`: every target's findings (every scenario's when none is named); true when none would
 /// stop a run.
-async fn lint(targets: &[String], steps: Option<&Path>, dir: &Path) -> anyhow::Result<bool> {
+async fn lint(
+    targets: &[String],
+    steps: Option<&Path>,
+    scenarios: &Catalogue,
+) -> anyhow::Result<bool> {
     let targets: Vec<String> = if targets.is_empty() {
-        scenario::discover(dir)?
+        scenarios
+            .files()?
             .iter()
             .map(|f| f.display().to_string())
             .collect()
@@ -551,7 +565,7 @@ async fn lint(targets: &[String], steps: Option<&Path>, dir: &Path) -> anyhow::R
     let mut holds = true;
     for target in &targets {
         let report = if target.ends_with(".service") {
-            let seed = dir.join("steps/seed.toml");
+            let seed = scenarios.steps("seed.toml");
             let steps = match steps {
                 Some(file) => Bootstrap::load(file)?,
                 None if seed.is_file() => Bootstrap::load(&seed)?,
@@ -559,7 +573,7 @@ async fn lint(targets: &[String], steps: Option<&Path>, dir: &Path) -> anyhow::R
             };
             lint::lint(&LintInput::unit(Path::new(target), &steps)).await?
         } else {
-            let scenario = Scenario::load(&resolve(target, dir)?)?;
+            let scenario = Scenario::load(&scenarios.resolve(target)?)?;
             lint::lint(&LintInput::scenario(&scenario)).await?
         };
         holds &= report.holds();
@@ -571,32 +585,6 @@ async fn lint(targets: &[String], steps: Option<&Path>, dir: &Path) -> anyhow::R
     }
     emit(&out)?;
     Ok(holds)
-}
-
-/// A scenario argument: a file path (it has a `/` or ends in `.toml`), or a plain name of a file in
-/// the scenarios directory — a name never leads out of it.
-fn resolve(arg: &str, dir: &Path) -> anyhow::Result<PathBuf> {
-    if arg.contains('/') || arg.ends_with(".toml") {
-        let path = Path::new(arg);
-        if path.is_file() {
-            return Ok(path.to_owned());
-        }
-        bail!("no scenario file `{arg}`: it does not exist or is not a file");
-    }
-    let named = dir.join(format!("{arg}.toml"));
-    if !arg.starts_with('.') && named.is_file() {
-        return Ok(named);
-    }
-    let known: Vec<String> = scenario::discover(dir)
-        .with_context(|| format!("failed to list scenarios in {}", dir.display()))?
-        .iter()
-        .map(|f| stem(f))
-        .collect();
-    bail!(
-        "no scenario `{arg}`: not a file, and not in {} (known: {})",
-        dir.display(),
-        known.join(", ")
-    )
 }
 
 /// A path as an argument for a child run: absolute, so the child's working directory does not matter.

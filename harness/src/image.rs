@@ -400,8 +400,10 @@ async fn build(
 /// A terminal's control sequences: CSI (colours, cursor moves), character-set designations, the
 /// two-byte escapes, and the other control characters but tab and newline.
 static CONTROL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
-        .expect("a valid pattern")
+    Regex::new(
+        r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]",
+    )
+    .expect("a valid pattern")
 });
 
 /// A build output line as plain text: what a progress bar drew last (after its last carriage
@@ -409,7 +411,9 @@ static CONTROL: LazyLock<Regex> = LazyLock::new(|| {
 /// raw.
 fn plain(line: &str) -> String {
     let drawn = line.rsplit('\r').find(|part| !part.trim().is_empty());
-    CONTROL.replace_all(drawn.unwrap_or_default(), "").into_owned()
+    CONTROL
+        .replace_all(drawn.unwrap_or_default(), "")
+        .into_owned()
 }
 
 /// The path of `program` on `PATH`, if it is there.
@@ -441,9 +445,15 @@ mod tests {
             plain("\x1b[0;1;31mE: \x1b[0mUnable to fetch\x1b[K"),
             "E: Unable to fetch"
         );
-        assert_eq!(plain("Progress: [ 10%]\rProgress: [ 90%]\r"), "Progress: [ 90%]");
+        assert_eq!(
+            plain("Progress: [ 10%]\rProgress: [ 90%]\r"),
+            "Progress: [ 90%]"
+        );
         assert_eq!(plain("\x1b(Bplain\x07"), "plain");
-        assert_eq!(plain("Step 3/9 : RUN apt-get update"), "Step 3/9 : RUN apt-get update");
+        assert_eq!(
+            plain("Step 3/9 : RUN apt-get update"),
+            "Step 3/9 : RUN apt-get update"
+        );
     }
 
     #[test]

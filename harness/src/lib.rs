@@ -11,6 +11,7 @@
 pub mod apt;
 pub mod artefacts;
 pub mod bench;
+pub mod builtin;
 pub mod cache;
 pub mod cause;
 pub mod causes;

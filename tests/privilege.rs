@@ -1,7 +1,8 @@
 //! A node has the least privilege systemd needs. From inside it — where a scenario's commands and a
 //! reader's etcd binaries run as root — no cgroup hierarchy's `release_agent` is writable, another
-//! container's cgroups cannot be seen, no process holds CAP_SYS_ADMIN or can gain privileges, and
-//! nothing can be mounted.
+//! container's cgroups cannot be seen, PID 1 sits at the root of its own cgroup namespace (no host
+//! path shows), no process holds CAP_SYS_ADMIN or can gain privileges, and nothing can be mounted.
+//! On cgroup v1 and v2 alike (CI runs it in its cgroup v2 VM too).
 
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ for f in $(find /sys/fs/cgroup -name release_agent 2>/dev/null); do
   if test -w "$f"; then echo "writable: $f"; fi
 done
 find /sys/fs/cgroup -path '*{other}*' 2>/dev/null | sed 's/^/visible: /'
+# The cgroup namespace is the node's own: PID 1 sits at its root (`/`, or systemd's `/init.scope`)
+# in every hierarchy (v1's each, v2's one), never under the host's docker or system.slice path.
+grep -vE '^[0-9]+:[^:]*:/(init\.scope)?$' /proc/1/cgroup | sed 's/^/host path: /'
 for p in 1 self; do echo "$p $(grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/$p/status | tr -s '\t\n' '  ')"; done
 mkdir -p /tmp/probe-mount && mount -t tmpfs probe /tmp/probe-mount 2>/dev/null && echo "mounted: tmpfs"
 true
@@ -40,7 +44,7 @@ true
         .expect("the probe runs");
     assert_eq!(out.exit_code, 0, "{}{}", out.stdout, out.stderr);
     let report = out.stdout;
-    for finding in ["writable:", "visible:", "mounted:"] {
+    for finding in ["writable:", "visible:", "mounted:", "host path:"] {
         assert!(!report.contains(finding), "{report}");
     }
     // PID 1 (systemd) and a command run as the steps run, each: no CAP_SYS_ADMIN, now or ever.

@@ -281,6 +281,8 @@ pub struct EngineFacts {
 #[derive(Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Whether the engine confines containers with AppArmor, asked once.
+    apparmor: std::sync::Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl Engine {
@@ -306,7 +308,35 @@ impl Engine {
             async { docker.ping().await.map_err(unreachable) },
         )
         .await?;
-        Ok(Self { docker })
+        Ok(Self {
+            docker,
+            apparmor: Default::default(),
+        })
+    }
+
+    /// Whether the engine confines containers with an AppArmor profile (it lists `name=apparmor`
+    /// among its security options: Ubuntu's and Debian's Docker with AppArmor loaded). Docker's
+    /// `docker-default` profile denies `mount`, which the cgroup setup container needs.
+    pub async fn confines_with_apparmor(&self) -> Result<bool, EngineError> {
+        let action = || "ask the engine for its security options".to_owned();
+        let confined = self
+            .apparmor
+            .get_or_try_init(|| {
+                within(Duration::from_secs(10), action, async {
+                    let info = self
+                        .docker
+                        .info()
+                        .await
+                        .map_err(EngineError::request(action()))?;
+                    Ok(info
+                        .security_options
+                        .iter()
+                        .flatten()
+                        .any(|o| o.split(',').any(|part| part == "name=apparmor")))
+                })
+            })
+            .await?;
+        Ok(*confined)
     }
 
     /// What the engine says of itself: product, versions, cgroups, where it keeps its data.

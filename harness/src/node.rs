@@ -248,10 +248,14 @@ impl NodeHandle {
         image: &str,
         labels: HashMap<String, String>,
     ) -> Result<(), NodeError> {
+        // Where the engine confines containers with AppArmor, its default profile denies the
+        // remount: this one-shot container (not the node) runs unconfined there.
+        let apparmor = self.engine.confines_with_apparmor().await?;
         let host = HostConfig {
             cap_add: Some(vec!["SYS_ADMIN".into()]),
             pid_mode: Some(format!("container:{}", self.id)),
             network_mode: Some("none".into()),
+            security_opt: apparmor.then(|| vec!["apparmor=unconfined".into()]),
             ..Default::default()
         };
         let argv = [

@@ -897,36 +897,53 @@ impl Engine {
 
     /// Force-removes every labelled container, then network, whose labels `doomed` accepts; returns
     /// how many it found (a removal another caller started counts, since it is still listed).
+    /// Removes `container` at once, with its anonymous volumes; one already gone is no error.
+    async fn remove_container_now(&self, id: &str) -> Result<(), EngineError> {
+        let action = || format!("remove container {}", short(id));
+        within(REQUEST_TIMEOUT, action, async {
+            match self
+                .docker
+                .remove_container(
+                    id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+            {
+                // Another remover (a drop, a concurrent sweep) may have been first.
+                Err(e) if !is_not_found(&e) => Err(EngineError::request(action())(e)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn remove_where(
         &self,
         mut doomed: impl FnMut(&HashMap<String, String>) -> bool,
     ) -> Result<usize, EngineError> {
         let (containers, networks) = self.labelled().await?;
         let mut removed = 0;
-        for (id, labels) in containers {
-            if !doomed(&labels) {
-                continue;
+        let doomed_containers: Vec<String> = containers
+            .into_iter()
+            .filter(|(_, labels)| doomed(labels))
+            .map(|(id, _)| id)
+            .collect();
+        // A container another one depends on (a node whose pid namespace a cgroup setup container
+        // shares) cannot be removed before it on Podman: what failed is tried again once the
+        // others are gone, and only a second failure is an error.
+        let mut failed = Vec::new();
+        for id in doomed_containers {
+            match self.remove_container_now(&id).await {
+                Ok(()) => removed += 1,
+                Err(e) => failed.push((id, e)),
             }
-            let action = || format!("remove container {}", short(&id));
-            within(REQUEST_TIMEOUT, action, async {
-                match self
-                    .docker
-                    .remove_container(
-                        &id,
-                        Some(RemoveContainerOptions {
-                            force: true,
-                            v: true,
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                {
-                    // Another remover (a drop, a concurrent sweep) may have been first.
-                    Err(e) if !is_not_found(&e) => Err(EngineError::request(action())(e)),
-                    _ => Ok(()),
-                }
-            })
-            .await?;
+        }
+        for (id, first) in failed {
+            self.remove_container_now(&id).await.map_err(|_| first)?;
             removed += 1;
         }
         for (id, labels) in networks {

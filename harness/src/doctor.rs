@@ -229,13 +229,14 @@ fn image_finding(plan: &Plan) -> Finding {
                 .into(),
             "nothing to do; the first run takes a minute or two longer".into(),
         ),
-        Plan::PullOnly => Finding::with(
+        Plan::PullOrFetchedMmdebstrap => Finding::with(
             "node image",
             Status::Note,
-            "built at the first run FROM debian:bookworm, which must be pulled: no mmdebstrap for \
-             when no registry answers"
+            "built at the first run: FROM debian:bookworm if it can be pulled, else from an \
+             mmdebstrap rootfs, with Debian's mmdebstrap fetched first (none is installed; it runs \
+             with this host's perl, apt and dpkg, as root)"
                 .into(),
-            "if no registry is reachable: apt-get install mmdebstrap, or `docker load` a \
+            "nothing to do where a registry or Debian's archive answers; else `docker load` a \
              debian:bookworm image"
                 .into(),
         ),

@@ -359,6 +359,49 @@ async fn from_debian(suite: &str) -> Result<Downloads, DownloadsError> {
 
 const DEBIAN_REMEDY: &str = "the package layout changed; pass --etcd with a directory instead";
 
+/// Debian's `mmdebstrap` (of the node's suite), for a host that has none: fetched with `apt-get
+/// download` through the private apt configuration that fetches etcd, extracted into the cache
+/// once, never installed. Returns the script's path; it runs with the host's perl, apt and dpkg.
+pub async fn mmdebstrap() -> Result<PathBuf, DownloadsError> {
+    let dir = cache::dir()?.join(format!("mmdebstrap-debian-{NODE_SUITE}"));
+    let script = |dir: &Path| dir.join("usr/bin/mmdebstrap");
+    let _lock = cache::lock(&format!("mmdebstrap-debian-{NODE_SUITE}.lock")).await?;
+    if script(&dir).is_file() {
+        return Ok(script(&dir));
+    }
+    let partial = Partial::create(&dir)?;
+    let work = partial.path().to_owned();
+    let apt = PrivateApt::for_suite(NODE_SUITE)?;
+    apt.update().await?;
+    apt.download(&["mmdebstrap"], &work).await?;
+    let deb = find_deb(&work, "mmdebstrap")?;
+    run(
+        "extract a Debian package",
+        "dpkg-deb",
+        &[
+            "-x",
+            &deb.display().to_string(),
+            &work.display().to_string(),
+        ],
+    )
+    .await?;
+    require_file(&script(&work), "mmdebstrap", &deb)?;
+    partial.commit()?;
+    Ok(script(&dir))
+}
+
+/// Fails naming `binary` and the package if `path` is not a file.
+fn require_file(path: &Path, binary: &'static str, deb: &Path) -> Result<(), DownloadsError> {
+    if path.is_file() {
+        return Ok(());
+    }
+    Err(DownloadsError::Missing {
+        binary,
+        source_path: deb.to_owned(),
+        remedy: "install mmdebstrap (apt-get install mmdebstrap)",
+    })
+}
+
 /// The binaries of an upstream archive with SHA256 `sha256`, extracted into the cache on first use
 /// (`bytes` is only called then).
 async fn from_archive<F, Fut>(

@@ -3,9 +3,9 @@
 //! inspect call).
 //!
 //! Two ways to build, chosen automatically: `FROM debian:bookworm` where that image is present or can
-//! be pulled, else `FROM` a base imported from an `mmdebstrap` rootfs (no registry needed). Concurrent
-//! processes share one build through a lock file in the cache directory. This module does not start
-//! containers.
+//! be pulled, else `FROM` a base imported from an `mmdebstrap` rootfs (no registry needed; the host's
+//! mmdebstrap, or Debian's fetched into the cache). Concurrent processes share one build through a
+//! lock file in the cache directory. This module does not start containers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,14 +44,16 @@ pub enum ImageError {
     /// Neither way to get a base is available.
     #[error(
         "failed to find a base for the node image: `{DEBIAN_BASE}` is not present and cannot be \
-         pulled ({pull_error}), and `mmdebstrap` is not installed\n  remedy: either make \
-         `{DEBIAN_BASE}` available (`docker pull {DEBIAN_BASE}` where a registry is reachable, or \
-         `docker load` it) or install mmdebstrap (`apt-get install mmdebstrap`) so the base is \
-         built from Debian's packages"
+         pulled ({pull_error}), no mmdebstrap is installed, and Debian's could not be fetched \
+         ({fetch_error})\n  remedy: either make `{DEBIAN_BASE}` available (`docker pull \
+         {DEBIAN_BASE}` where a registry is reachable, or `docker load` it) or install mmdebstrap \
+         (`apt-get install mmdebstrap`) so the base is built from Debian's packages"
     )]
     NoBase {
         /// Why the pull failed.
         pull_error: String,
+        /// Why Debian's mmdebstrap could not be fetched.
+        fetch_error: String,
     },
     /// mmdebstrap ran and failed.
     #[error("failed to build the base rootfs with `{command}` (exit {status}):\n{stderr}")]
@@ -190,9 +192,21 @@ async fn base(
     if exists(engine, &base_tag).await? {
         return Ok((base_tag, Provenance::BuiltFromMmdebstrap));
     }
-    if which("mmdebstrap").is_none() {
-        return Err(ImageError::NoBase { pull_error });
-    }
+    let program = match which("mmdebstrap") {
+        Some(program) => program,
+        None => {
+            progress(&format!(
+                "no mmdebstrap on PATH: fetching Debian {SUITE}'s with apt-get download (private \
+                 configuration, kept in the cache)"
+            ));
+            crate::downloads::mmdebstrap()
+                .await
+                .map_err(|source| ImageError::NoBase {
+                    pull_error,
+                    fetch_error: source.to_string(),
+                })?
+        }
+    };
     // The tarball is only a vehicle for the import (the imported image is the cache): it lives in a
     // directory removed when this function ends, however it ends.
     let work = tempfile::Builder::new()
@@ -203,7 +217,7 @@ async fn base(
             source,
         })?;
     let rootfs = work.path().join("rootfs.tar");
-    mmdebstrap(&rootfs, progress).await?;
+    mmdebstrap(&program, &rootfs, progress).await?;
     import(engine, &rootfs, &base_tag).await?;
     Ok((base_tag, Provenance::BuiltFromMmdebstrap))
 }
@@ -225,8 +239,9 @@ pub enum Plan {
     FromBase(String),
     /// `debian:bookworm` will be pulled; if that fails, an mmdebstrap rootfs is the base.
     PullOrMmdebstrap,
-    /// `debian:bookworm` will be pulled; if that fails there is no base (no mmdebstrap).
-    PullOnly,
+    /// `debian:bookworm` will be pulled; if that fails, an mmdebstrap rootfs is the base, with
+    /// Debian's mmdebstrap fetched first (none is on PATH).
+    PullOrFetchedMmdebstrap,
 }
 
 /// What [`ensure`] would do now, asked without pulling or building anything.
@@ -243,7 +258,7 @@ pub async fn plan(engine: &Engine) -> Result<Plan, EngineError> {
     Ok(if which("mmdebstrap").is_some() {
         Plan::PullOrMmdebstrap
     } else {
-        Plan::PullOnly
+        Plan::PullOrFetchedMmdebstrap
     })
 }
 
@@ -268,16 +283,20 @@ async fn pull(engine: &Engine, reference: &str) -> Result<(), String> {
     pulled.unwrap_or_else(|_| Err("no answer within 120 s".into()))
 }
 
-async fn mmdebstrap(target: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), ImageError> {
+async fn mmdebstrap(
+    program: &Path,
+    target: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ImageError> {
     let args = [
         "--variant=minbase".to_owned(),
         format!("--include={MMDEBSTRAP_PACKAGES}"),
         SUITE.to_owned(),
         target.display().to_string(),
     ];
-    let command = format!("mmdebstrap {}", args.join(" "));
+    let command = format!("{} {}", program.display(), args.join(" "));
     progress(&format!("{command} (about 25 s)"));
-    let out = tokio::process::Command::new("mmdebstrap")
+    let out = tokio::process::Command::new(program)
         .args(&args)
         .stdin(Stdio::null())
         // An interrupted run must not leave mmdebstrap running behind it.

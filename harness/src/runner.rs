@@ -886,27 +886,40 @@ async fn settled_journals(
         }
         Ok::<_, EngineError>(journals)
     };
-    let last = std::cell::RefCell::new(Vec::new());
-    // A reading that misses an expected line is kept, and judged, if no later one has it.
-    let _ = wait::poll_until(
-        "the journal lines the scenario expects",
-        JOURNAL_SETTLE,
-        Duration::from_millis(250),
-        || async {
-            let journals = read().await?;
-            let missing: Vec<String> = judge::journal(scenario, &journals, version)
-                .into_iter()
-                .filter(|r| r.applies && !r.holds)
-                .map(|r| r.name)
-                .collect();
-            *last.borrow_mut() = journals;
-            Ok::<_, EngineError>(if missing.is_empty() {
-                Probe::Ready(())
-            } else {
-                Probe::Pending(missing.join("; "))
-            })
-        },
-    )
+    settled("the journal lines the scenario expects", read, |journals| {
+        judge::journal(scenario, journals, version)
+            .into_iter()
+            .filter(|r| r.applies && !r.holds)
+            .map(|r| r.name)
+            .collect()
+    })
+    .await
+}
+
+/// Reads with `read` until `unmet` finds nothing unmet in the reading or [`JOURNAL_SETTLE`] has
+/// passed, and returns the last reading: one that misses an expectation is kept, and judged, if no
+/// later one meets it.
+async fn settled<T, F, Fut>(
+    what: &str,
+    read: F,
+    unmet: impl Fn(&T) -> Vec<String>,
+) -> Result<T, RunError>
+where
+    T: Default,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, EngineError>>,
+{
+    let last = std::cell::RefCell::new(T::default());
+    let _ = wait::poll_until(what, JOURNAL_SETTLE, Duration::from_millis(250), || async {
+        let reading = read().await?;
+        let missing = unmet(&reading);
+        *last.borrow_mut() = reading;
+        Ok::<_, EngineError>(if missing.is_empty() {
+            Probe::Ready(())
+        } else {
+            Probe::Pending(missing.join("; "))
+        })
+    })
     .await?;
     Ok(last.into_inner())
 }
@@ -946,28 +959,14 @@ async fn settled_states(
     if scenario.expect_unit.is_empty() {
         return Ok(read().await?);
     }
-    let last = std::cell::RefCell::new(Vec::new());
-    let _ = wait::poll_until(
-        "the unit states the scenario expects",
-        JOURNAL_SETTLE,
-        Duration::from_millis(250),
-        || async {
-            let states = read().await?;
-            let missing: Vec<String> = unit_results(cluster, node, scenario, &states)
-                .into_iter()
-                .filter(|r| !r.holds)
-                .map(|r| r.details.join("; "))
-                .collect();
-            *last.borrow_mut() = states;
-            Ok::<_, EngineError>(if missing.is_empty() {
-                Probe::Ready(())
-            } else {
-                Probe::Pending(missing.join("; "))
-            })
-        },
-    )
-    .await?;
-    Ok(last.into_inner())
+    settled("the unit states the scenario expects", read, |states| {
+        unit_results(cluster, node, scenario, states)
+            .into_iter()
+            .filter(|r| !r.holds)
+            .map(|r| r.details.join("; "))
+            .collect()
+    })
+    .await
 }
 
 /// Runs the seed's troubleshooting commands on the first member and on every member whose etcd is

@@ -305,22 +305,26 @@ async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_five_nodes_boot_leaves_no_node_and_no_network() {
-    let mut child = spawn_run("cluster-5-tls");
-    let pid = child.id().expect("a running child");
-    // Seen just before the signal: had all five been running already, this would not be
-    // interrupting their boot. The signal follows the very listing that first shows a node: the
-    // five start together, and with three more docker CLI calls in between (as this test had) a
-    // loaded machine on Docker 28.5.2 saw all five running.
-    let (network, states) = network_and_first_nodes_of(pid).await;
-    send("INT", pid);
-    let running = states.iter().filter(|s| *s == "running").count();
-    assert!(
-        running < 5,
-        "all five nodes were running before the signal: {states:?}"
-    );
-    // The network is made before any node: seen here, so its absence afterwards means something.
-    assert_ne!(network, "", "the run's network was not listed");
-    assert_ends_leaving_nothing(&mut child, 130).await;
+    // The signal follows the very listing that first shows a node: the five start together, so
+    // it usually lands while some still boot. On a loaded machine all five can be running by that
+    // listing (seen in a CI run): that run still must leave nothing, but it did not interrupt a
+    // boot, so the experiment is made again, up to three times in all.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let mut child = spawn_run("cluster-5-tls");
+        let pid = child.id().expect("a running child");
+        let (network, states) = network_and_first_nodes_of(pid).await;
+        send("INT", pid);
+        // The network is made before any node: seen here, so its absence afterwards means
+        // something.
+        assert_ne!(network, "", "the run's network was not listed");
+        assert_ends_leaving_nothing(&mut child, 130).await;
+        if states.iter().filter(|s| *s == "running").count() < 5 {
+            return;
+        }
+        seen.push(states);
+    }
+    panic!("all five nodes were running before each of three signals: {seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

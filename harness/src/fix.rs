@@ -296,7 +296,40 @@ pub fn for_cause(cause: Cause, evidence: &Evidence, shown_by: &[String]) -> Fix 
             None => return advice(cause_advice(cause)),
         },
     };
-    Fix::Steps(after_start_limit(steps, evidence))
+    Fix::Steps(after_start_limit(
+        during_crash_loop(steps, evidence),
+        evidence,
+    ))
+}
+
+/// A unit that restarts on its own (`Restart=` after a failure) must not be edited under a pending
+/// restart: after `daemon-reload`, its restart timer can start etcd with the new configuration a
+/// moment before the fix's own `systemctl restart` kills it mid-bootstrap — and an etcd killed
+/// before its first configuration entry is written leaves a data directory it can never start from
+/// (`restarting member … voters=()`, then `publish error: etcdserver: request timed out` until
+/// systemd's start timeout; measured twice in one CI run). So there each fix that ends in a restart
+/// stops the unit first and starts it last.
+fn during_crash_loop(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
+    let looping = evidence
+        .unit_state
+        .as_ref()
+        .is_some_and(|s| s.sub_state == "auto-restart" || s.restarts > 0);
+    if !looping {
+        return steps;
+    }
+    steps
+        .into_iter()
+        .map(|step| match step {
+            FixStep::Run { on, command } => FixStep::Run {
+                on,
+                command: match command.strip_suffix("systemctl restart etcd") {
+                    Some(edits) => format!("systemctl stop etcd && {edits}systemctl start etcd"),
+                    None => command,
+                },
+            },
+            other => other,
+        })
+        .collect()
 }
 
 /// A unit systemd stopped restarting (`Result=start-limit-hit`) refuses a start until its
@@ -608,6 +641,37 @@ mod tests {
         assert_eq!(
             add.to_string(),
             "run the failing etcdctl command with --cacert=/etc/etcd/ca.crt"
+        );
+    }
+
+    #[test]
+    fn a_crash_looping_units_fix_stops_it_first_and_starts_it_last() {
+        let edit = |command: &str| {
+            vec![FixStep::Run {
+                on: "server".into(),
+                command: command.into(),
+            }]
+        };
+        let state = |show: &str| Evidence {
+            unit_state: Some(crate::unit::UnitState::parse(show)),
+            ..Default::default()
+        };
+        let fix = "sed -i 's/a/b/' /etc/systemd/system/etcd.service && systemctl daemon-reload && systemctl restart etcd";
+        let looping =
+            state("ActiveState=activating\nSubState=auto-restart\nNRestarts=3\nResult=exit-code\n");
+        assert_eq!(
+            during_crash_loop(edit(fix), &looping),
+            edit("systemctl stop etcd && sed -i 's/a/b/' /etc/systemd/system/etcd.service && systemctl daemon-reload && systemctl start etcd")
+        );
+        // Caught between two restarts, it has restarted all the same.
+        let starting = state("ActiveState=activating\nSubState=start\nNRestarts=1\n");
+        assert_ne!(during_crash_loop(edit(fix), &starting), edit(fix));
+        // A unit that never restarted keeps its fix; so does a fix that does not restart.
+        let failed = state("ActiveState=failed\nSubState=failed\nNRestarts=0\n");
+        assert_eq!(during_crash_loop(edit(fix), &failed), edit(fix));
+        assert_eq!(
+            during_crash_loop(edit("chmod 700 /var/lib/etcd"), &looping),
+            edit("chmod 700 /var/lib/etcd")
         );
     }
 

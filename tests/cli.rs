@@ -572,7 +572,8 @@ fn run_fix_proves_the_fix_of_a_scenario_that_has_no_fix_table_and_says_when_noth
     for shown in [
         "diagnosis: port-in-use",
         "fix 1 — the diagnosis's fix (port-in-use):",
-        "  on server: kill ",
+        // The unit crash-loops: the fix stops it before it frees the port, and starts it last.
+        "  on server: systemctl stop etcd && kill ",
         "[ok  ] etcd.service on server after the fix: ActiveState=active",
         "ok: the diagnosis's fix (port-in-use) repairs the failure, as the scenario says",
     ] {
@@ -581,7 +582,7 @@ fn run_fix_proves_the_fix_of_a_scenario_that_has_no_fix_table_and_says_when_noth
     // The holder's pid in the fix is the one `ss -tlnp` showed on the port.
     let pid = text
         .lines()
-        .find_map(|l| l.strip_prefix("  on server: kill "))
+        .find_map(|l| l.strip_prefix("  on server: systemctl stop etcd && kill "))
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap();
     assert!(text.contains(&format!("pid={pid},")), "{text}");
@@ -657,7 +658,8 @@ fn a_fix_that_does_not_repair_the_failure_fails_the_run_showing_both_rounds() {
             .clone()
     };
     // Its restart fails (the held port), and the unit is left crash-looping.
-    let step = check("fix step `sed -i");
+    // The unit crash-loops: the fix stops it first.
+    let step = check("fix step `systemctl stop etcd && sed -i");
     assert_eq!(
         (&step["holds"], &step["summary"]),
         (&false.into(), &"exit 1".into()),

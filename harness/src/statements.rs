@@ -176,15 +176,31 @@ impl Statements {
     /// wrote but its informational ones (3.5 warns `failed to verify flags` before it exits; 3.4's
     /// text, read without the journal's priorities, has no level, and may follow its error with
     /// its usage). A run still going: its error and fatal lines.
+    ///
+    /// A run systemd has just restarted, which has said nothing at error level yet, gives no
+    /// reason of its own: then the run before it, which ended, gives its reasons (the journal was
+    /// read a moment after a crash loop's next start).
     pub fn reasons(&self) -> Vec<&Said> {
         let Some(pid) = self.last_pid() else {
             return Vec::new();
         };
-        let least = if self.last_run_ended() {
-            Level::Warn
-        } else {
-            Level::Error
-        };
+        if self.last_run_ended() {
+            return self.reasons_of(pid, Level::Warn);
+        }
+        let reasons = self.reasons_of(pid, Level::Error);
+        let before = self.etcd().rev().find_map(|s| match s.speaker {
+            Speaker::Etcd(other) if other != pid => Some(other),
+            _ => None,
+        });
+        match before {
+            Some(previous) if reasons.is_empty() => self.reasons_of(previous, Level::Warn),
+            _ => reasons,
+        }
+    }
+
+    /// The lines of etcd's run `pid` at level `least` or above (without a level: only when
+    /// `least` is a warning), last first.
+    fn reasons_of(&self, pid: u32, least: Level) -> Vec<&Said> {
         let mut reasons: Vec<&Said> = self
             .etcd()
             .filter(|s| s.speaker == Speaker::Etcd(pid))
@@ -230,6 +246,30 @@ impl Statements {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_just_restarted_that_said_no_error_yet_leaves_the_reasons_to_the_run_before() {
+        // Measured in a loaded run: the journal read just after a crash loop's next start.
+        let journal = "Dec 03 13:26:01 server etcd[144]: cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs
+Dec 03 13:26:01 server systemd[1]: etcd.service: Main process exited, code=exited, status=1/FAILURE
+Dec 03 13:26:01 server systemd[1]: etcd.service: Failed with result 'exit-code'.
+Dec 03 13:26:06 server systemd[1]: etcd.service: Scheduled restart job, restart counter is at 1.
+Dec 03 13:26:06 server systemd[1]: Starting etcd.service - etcd...
+Dec 03 13:26:06 server etcd[151]: etcd Version: 3.4.23";
+        let said = Statements::parse(journal, "");
+        assert!(!said.last_run_ended());
+        let reasons: Vec<&str> = said.reasons().iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            reasons,
+            ["cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs"]
+        );
+        // Once the new run states an error, it is the new run's.
+        let erring = format!("{journal}\nDec 03 13:26:07 server etcd[151]: {{\"level\":\"error\",\"msg\":\"new trouble\"}}");
+        let said = Statements::parse(&erring, "");
+        let reasons: Vec<&Said> = said.reasons();
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].speaker, Speaker::Etcd(151));
+    }
 
     #[test]
     fn a_3_5_line_splits_into_level_message_error_and_fields() {

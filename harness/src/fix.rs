@@ -317,15 +317,22 @@ fn during_crash_loop(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
     if !looping {
         return steps;
     }
+    each_command(steps, |command| {
+        match command.strip_suffix("systemctl restart etcd") {
+            Some(edits) => format!("systemctl stop etcd && {edits}systemctl start etcd"),
+            None => command,
+        }
+    })
+}
+
+/// `steps` with each command a step runs on a node rewritten by `rewrite`.
+fn each_command(steps: Vec<FixStep>, rewrite: impl Fn(String) -> String) -> Vec<FixStep> {
     steps
         .into_iter()
         .map(|step| match step {
             FixStep::Run { on, command } => FixStep::Run {
                 on,
-                command: match command.strip_suffix("systemctl restart etcd") {
-                    Some(edits) => format!("systemctl stop etcd && {edits}systemctl start etcd"),
-                    None => command,
-                },
+                command: rewrite(command),
             },
             other => other,
         })
@@ -346,24 +353,17 @@ fn after_start_limit(steps: Vec<FixStep>, evidence: &Evidence) -> Vec<FixStep> {
     if !limited {
         return steps;
     }
-    steps
-        .into_iter()
-        .map(|step| match step {
-            FixStep::Run { on, command } => FixStep::Run {
-                on,
-                command: command
-                    .replace(
-                        "systemctl restart etcd",
-                        "systemctl reset-failed etcd && systemctl restart etcd",
-                    )
-                    .replace(
-                        "systemctl start etcd",
-                        "systemctl reset-failed etcd && systemctl start etcd",
-                    ),
-            },
-            other => other,
-        })
-        .collect()
+    each_command(steps, |command| {
+        command
+            .replace(
+                "systemctl restart etcd",
+                "systemctl reset-failed etcd && systemctl restart etcd",
+            )
+            .replace(
+                "systemctl start etcd",
+                "systemctl reset-failed etcd && systemctl start etcd",
+            )
+    })
 }
 
 /// What to do about a cause whose steps one member's evidence cannot give.

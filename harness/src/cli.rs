@@ -180,10 +180,7 @@ impl Common {
     /// The etcd source, checked before anything else starts — the engine, the sweep, the image —
     /// so a broken `--etcd` fails at once (and leaves nothing in the cache).
     async fn etcd_source(&self) -> anyhow::Result<EtcdSource> {
-        let source = match &self.etcd {
-            Some(arg) => EtcdSource::parse(arg)?,
-            None => EtcdSource::default(),
-        };
+        let source = EtcdSource::parse_or_default(self.etcd.as_deref())?;
         downloads::fetch(&source).await?;
         Ok(source)
     }
@@ -383,10 +380,7 @@ async fn dispatch(command: Command) -> anyhow::Result<bool> {
             scenarios,
         } => lint(&targets, steps.as_deref(), &Catalogue::new(scenarios)?).await,
         Command::Doctor { etcd } => {
-            let source = match etcd {
-                Some(arg) => EtcdSource::parse(&arg)?,
-                None => EtcdSource::default(),
-            };
+            let source = EtcdSource::parse_or_default(etcd.as_deref())?;
             let report = crate::doctor::examine(&source).await;
             emit(&report.to_string())?;
             Ok(report.ready())

@@ -155,7 +155,7 @@ pub async fn examine(source: &EtcdSource) -> Report {
         )),
     }
     findings.push(disk("temp dir", &std::env::temp_dir()));
-    findings.push(if on_path("systemd-analyze") {
+    findings.push(if image::which("systemd-analyze").is_some() {
         Finding::ok(
             "lint",
             "systemd-analyze: the unit is checked as systemd reads it",
@@ -259,7 +259,7 @@ fn etcd_findings(source: &EtcdSource) -> Vec<Finding> {
             }
             let mut findings = Vec::new();
             let keyring = Path::new(crate::apt::KEYRING);
-            if !on_path("apt-get") {
+            if image::which("apt-get").is_none() {
                 findings.push(Finding::with(
                     "etcd",
                     Status::Missing,
@@ -338,11 +338,6 @@ fn disk(what: &'static str, dir: &Path) -> Finding {
 
 fn gib(bytes: u64) -> String {
     format!("{:.1} GB", bytes as f64 / f64::from(1u32 << 30))
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
 }
 
 /// Whether `version` ("1.41") is below `min`; an unreadable one is not.

@@ -73,6 +73,11 @@ impl std::fmt::Display for EtcdSource {
 }
 
 impl EtcdSource {
+    /// `arg` as [`EtcdSource::parse`] reads it, or the default (`debian:bookworm`) without one.
+    pub fn parse_or_default(arg: Option<&str>) -> Result<Self, DownloadsError> {
+        arg.map_or_else(|| Ok(Self::default()), Self::parse)
+    }
+
     /// Reads a source as a user writes it: `debian:<suite>`, `vX.Y.Z`, a `.tar.gz` file or a
     /// directory. A relative path is made absolute, since the jumpbox links to the binaries.
     pub fn parse(arg: &str) -> Result<Self, DownloadsError> {
@@ -385,21 +390,15 @@ pub async fn mmdebstrap() -> Result<PathBuf, DownloadsError> {
         ],
     )
     .await?;
-    require_file(&script(&work), "mmdebstrap", &deb)?;
+    if !script(&work).is_file() {
+        return Err(DownloadsError::Missing {
+            binary: "mmdebstrap",
+            source_path: deb,
+            remedy: "install mmdebstrap (apt-get install mmdebstrap)",
+        });
+    }
     partial.commit()?;
     Ok(script(&dir))
-}
-
-/// Fails naming `binary` and the package if `path` is not a file.
-fn require_file(path: &Path, binary: &'static str, deb: &Path) -> Result<(), DownloadsError> {
-    if path.is_file() {
-        return Ok(());
-    }
-    Err(DownloadsError::Missing {
-        binary,
-        source_path: deb.to_owned(),
-        remedy: "install mmdebstrap (apt-get install mmdebstrap)",
-    })
 }
 
 /// The binaries of an upstream archive with SHA256 `sha256`, extracted into the cache on first use

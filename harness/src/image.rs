@@ -436,7 +436,7 @@ fn plain(line: &str) -> String {
 }
 
 /// The path of `program` on `PATH`, if it is there.
-fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(program))

@@ -16,6 +16,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{GenericImage, ImageExt};
 
 use crate::checks::SETTLE_WINDOW;
+use crate::cpu::Usage;
 use crate::downloads::{self, EtcdSource};
 use crate::engine::short;
 use crate::forward::Forward;
@@ -38,9 +39,9 @@ pub struct ClusterLine {
     pub target: f64,
 }
 
-/// Measured rows: a label and one duration per round.
+/// Measured rows: a label, and per round its wall time and the busy CPU meanwhile.
 pub struct BenchTable {
-    rows: Vec<(String, Vec<Duration>)>,
+    rows: Vec<Row>,
     /// The single-node scenario's name.
     scenario: String,
     /// The cluster lines' scenario names and targets.
@@ -51,11 +52,27 @@ pub struct BenchTable {
     catalogue: Option<Catalogue>,
 }
 
+/// One row: its label and what each round measured.
+struct Row {
+    label: String,
+    walls: Vec<Duration>,
+    cpus: Vec<Usage>,
+}
+
 /// The whole scenario directory run at once.
 struct Catalogue {
     scenarios: usize,
     failed: Vec<String>,
     wall: Duration,
+    cpu: Option<Usage>,
+    cores: usize,
+}
+
+impl Catalogue {
+    /// The least wall time its busy CPU allows on these cores: busy core-seconds ÷ cores.
+    fn floor(&self) -> Option<Duration> {
+        self.cpu.map(|cpu| cpu.machine / self.cores.max(1) as u32)
+    }
 }
 
 /// How many scenarios the catalogue line runs at a time: they mostly wait on timeouts inside nodes.
@@ -76,19 +93,46 @@ impl BenchTable {
         }
     }
 
-    fn push(&mut self, label: &str, value: Duration) {
-        match self.rows.iter_mut().find(|(l, _)| l == label) {
-            Some((_, values)) => values.push(value),
-            None => self.rows.push((label.to_owned(), vec![value])),
-        }
+    fn push(&mut self, label: &str, wall: Duration, cpu: Option<Usage>) {
+        let row = match self.rows.iter_mut().position(|r| r.label == label) {
+            Some(i) => &mut self.rows[i],
+            None => {
+                self.rows.push(Row {
+                    label: label.to_owned(),
+                    walls: Vec::new(),
+                    cpus: Vec::new(),
+                });
+                self.rows.last_mut().expect("just pushed")
+            }
+        };
+        row.walls.push(wall);
+        row.cpus.extend(cpu);
     }
 
     fn median(&self, label: &str) -> Option<Duration> {
         self.rows
             .iter()
-            .find(|(l, _)| l == label)
-            .map(|(_, v)| median(v))
+            .find(|r| r.label == label)
+            .map(|r| median(&r.walls))
     }
+
+    /// The median busy CPU of a row, by each account's own median.
+    fn median_cpu(&self, label: &str) -> Option<Usage> {
+        let row = self.rows.iter().find(|r| r.label == label)?;
+        median_usage(&row.cpus)
+    }
+}
+
+fn median_usage(cpus: &[Usage]) -> Option<Usage> {
+    if cpus.is_empty() {
+        return None;
+    }
+    let of = |f: fn(&Usage) -> Duration| median(&cpus.iter().map(f).collect::<Vec<_>>());
+    Some(Usage {
+        machine: of(|u| u.machine),
+        harness: of(|u| u.harness),
+        engine: of(|u| u.engine),
+    })
 }
 
 fn median(values: &[Duration]) -> Duration {
@@ -139,8 +183,8 @@ fn expected_failures_wait_of(report: &Report) -> Duration {
     let checks = report
         .timings
         .iter()
-        .find(|(phase, _)| *phase == Phase::Checks)
-        .map(|(_, took)| *took)
+        .find(|lap| lap.phase == Phase::Checks)
+        .map(|lap| lap.wall)
         .unwrap_or_default();
     expected_failures_wait(seed, checks)
 }
@@ -149,20 +193,37 @@ impl fmt::Display for BenchTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<46} {:>9} {:>9} {:>9}",
-            "phase", "median", "min", "max"
+            "{:<46} {:>9} {:>9} {:>9}   {:>8} {:>8} {:>8} {:>8}",
+            "phase", "median", "min", "max", "busy", "harness", "engine", "nodes+"
         )?;
-        for (label, values) in &self.rows {
-            let min = values.iter().min().copied().unwrap_or_default();
-            let max = values.iter().max().copied().unwrap_or_default();
-            writeln!(
+        for row in &self.rows {
+            let min = row.walls.iter().min().copied().unwrap_or_default();
+            let max = row.walls.iter().max().copied().unwrap_or_default();
+            write!(
                 f,
-                "{label:<46} {:>8.3}s {:>8.3}s {:>8.3}s",
-                median(values).as_secs_f64(),
+                "{:<46} {:>8.3}s {:>8.3}s {:>8.3}s",
+                row.label,
+                median(&row.walls).as_secs_f64(),
                 min.as_secs_f64(),
                 max.as_secs_f64()
             )?;
+            match median_usage(&row.cpus) {
+                Some(cpu) => writeln!(
+                    f,
+                    "   {:>7.2}s {:>7.2}s {:>7.2}s {:>7.2}s",
+                    cpu.machine.as_secs_f64(),
+                    cpu.harness.as_secs_f64(),
+                    cpu.engine.as_secs_f64(),
+                    cpu.nodes_and_rest().as_secs_f64()
+                )?,
+                None => writeln!(f)?,
+            }
         }
+        writeln!(
+            f,
+            "busy: core-seconds of the whole machine (/proc/stat); harness: this process; engine: its \
+             daemons (dockerd, containerd); nodes+: the rest (the nodes, their shims and runc)"
+        )?;
         if let (Some(total), Some(boot), Some(etcd)) = (
             self.median(TOTAL),
             self.median(BASE_BOOT),
@@ -186,6 +247,21 @@ impl fmt::Display for BenchTable {
                 f,
                 "ratio without the expected failures' client timeouts = {:.2}",
                 net.as_secs_f64() / (boot + etcd).as_secs_f64()
+            )?;
+        }
+        if let (Some(total), Some(boot), Some(etcd)) = (
+            self.median_cpu(TOTAL),
+            self.median_cpu(BASE_BOOT),
+            self.median_cpu(BASE_ETCD),
+        ) {
+            let floor = boot.machine + etcd.machine;
+            writeln!(
+                f,
+                "busy CPU scenario / (baseline boot + baseline etcd) = {:.2} / ({:.2} + {:.2}) = {:.2}",
+                total.machine.as_secs_f64(),
+                boot.machine.as_secs_f64(),
+                etcd.machine.as_secs_f64(),
+                total.machine.as_secs_f64() / floor.as_secs_f64().max(0.001)
             )?;
         }
         if self.median(NET).is_some() && !self.clusters.is_empty() {
@@ -213,17 +289,30 @@ impl fmt::Display for BenchTable {
             }
         }
         if let Some(c) = &self.catalogue {
-            writeln!(
+            write!(
                 f,
-                "catalogue: {} scenarios, {CATALOGUE_PARALLELISM} at a time: {:.1}s wall{}",
+                "catalogue: {} scenarios, {CATALOGUE_PARALLELISM} at a time: {:.1}s wall",
                 c.scenarios,
                 c.wall.as_secs_f64(),
-                if c.failed.is_empty() {
-                    String::new()
-                } else {
-                    format!("; expectations failed in: {}", c.failed.join(", "))
-                }
             )?;
+            if let (Some(cpu), Some(floor)) = (c.cpu, c.floor()) {
+                write!(
+                    f,
+                    ", {:.1} busy core-seconds (harness {:.1}, engine {:.1}), CPU floor on {} cores \
+                     {:.1}s: wall = {:.2}× floor",
+                    cpu.machine.as_secs_f64(),
+                    cpu.harness.as_secs_f64(),
+                    cpu.engine.as_secs_f64(),
+                    c.cores,
+                    floor.as_secs_f64(),
+                    c.wall.as_secs_f64() / floor.as_secs_f64().max(0.001)
+                )?;
+            }
+            if c.failed.is_empty() {
+                writeln!(f)?;
+            } else {
+                writeln!(f, "; expectations failed in: {}", c.failed.join(", "))?;
+            }
         }
         if !self.scenario_ok {
             writeln!(
@@ -271,52 +360,53 @@ pub async fn run(
         image::ensure(&harness.engine, progress).await?;
         let cache_hit = start.elapsed();
 
-        let start = Instant::now();
-        let report = runner::run(&harness, scenario, &options).await?;
-        let total = start.elapsed();
+        let (report, total, total_cpu) = measure(runner::run(&harness, scenario, &options)).await;
+        let report = report?;
         table.scenario_ok &= report.holds();
 
-        let boot = baseline_boot(&harness).await?;
-        let etcd_first = baseline_etcd(&harness, &options.etcd).await?;
+        // The baselines' rows are their time to `running` and to the first answer; their CPU is
+        // their whole life, create to removal, like the scenario's.
+        let (boot, _, boot_cpu) = measure(baseline_boot(&harness)).await;
+        let boot = boot?;
+        let (etcd_first, _, etcd_cpu) = measure(baseline_etcd(&harness, &options.etcd)).await;
+        let etcd_first = etcd_first?;
         if measured {
-            table.push("node image (cache hit)", cache_hit);
-            for (phase, took) in &report.timings {
-                table.push(phase.name(), *took);
+            table.push("node image (cache hit)", cache_hit, None);
+            for lap in &report.timings {
+                table.push(lap.phase.name(), lap.wall, lap.cpu);
             }
-            table.push(TOTAL, total);
+            table.push(TOTAL, total, total_cpu);
             let waiting = expected_failures_wait_of(&report);
-            table.push(EXPECTED_FAILURES, waiting);
-            table.push(NET, total.saturating_sub(waiting));
-            table.push(BASE_BOOT, boot);
-            table.push(BASE_ETCD, etcd_first);
+            table.push(EXPECTED_FAILURES, waiting, None);
+            table.push(NET, total.saturating_sub(waiting), None);
+            table.push(BASE_BOOT, boot, boot_cpu);
+            table.push(BASE_ETCD, etcd_first, etcd_cpu);
         }
         // In the same rounds as the single node, so the ratios compare like with like.
         for cluster in clusters {
             let name = &cluster.scenario.name;
-            let start = Instant::now();
-            let report = runner::run(&harness, &cluster.scenario, &options).await?;
-            let total = start.elapsed();
+            let (report, total, cpu) =
+                measure(runner::run(&harness, &cluster.scenario, &options)).await;
+            let report = report?;
             if !report.holds() && !table.clusters_failed.contains(name) {
                 table.clusters_failed.push(name.clone());
             }
             if measured {
-                for (phase, took) in &report.timings {
-                    table.push(&format!("{name}: {}", phase.name()), *took);
+                for lap in &report.timings {
+                    table.push(&format!("{name}: {}", lap.phase.name()), lap.wall, lap.cpu);
                 }
-                table.push(&cluster_total(name), total);
+                table.push(&cluster_total(name), total, cpu);
             }
         }
     }
     if !catalogue.is_empty() {
         progress(&format!("catalogue: {} scenarios", catalogue.len()));
-        let start = Instant::now();
-        let reports: Vec<Result<Report, RunError>> = futures_util::stream::iter(
-            catalogue.iter().map(|s| runner::run(&harness, s, &options)),
+        let (reports, wall, cpu): (Vec<Result<Report, RunError>>, _, _) = measure(
+            futures_util::stream::iter(catalogue.iter().map(|s| runner::run(&harness, s, &options)))
+                .buffer_unordered(CATALOGUE_PARALLELISM)
+                .collect(),
         )
-        .buffer_unordered(CATALOGUE_PARALLELISM)
-        .collect()
         .await;
-        let wall = start.elapsed();
         let mut failed = Vec::new();
         for report in reports {
             let report = report?;
@@ -328,6 +418,8 @@ pub async fn run(
             scenarios: catalogue.len(),
             failed,
             wall,
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         });
     }
     // Keep the table's phase order stable even if a round lacked a phase.
@@ -337,7 +429,7 @@ pub async fn run(
         Phase::Bootstrap,
         Phase::EtcdReady,
     ];
-    table.rows.sort_by_key(|(label, _)| {
+    table.rows.sort_by_key(|Row { label, .. }| {
         order
             .iter()
             .position(|p| p.name() == label)
@@ -351,7 +443,15 @@ pub async fn run(
     Ok(table)
 }
 
-/// A bare systemd node from create to `running`, then removed.
+/// `work`'s outcome, its wall time and the busy CPU meanwhile.
+async fn measure<T>(work: impl std::future::Future<Output = T>) -> (T, Duration, Option<Usage>) {
+    let (start, before) = (Instant::now(), Usage::now());
+    let out = work.await;
+    let cpu = Usage::now().zip(before).map(|(after, before)| after - before);
+    (out, start.elapsed(), cpu)
+}
+
+/// A bare systemd node from create to `running`, then removed (the time is to `running`).
 async fn baseline_boot(harness: &Harness) -> Result<Duration, RunError> {
     let start = Instant::now();
     let node = Node::start(
@@ -462,13 +562,13 @@ mod tests {
             catalogue: None,
         };
         for (total, waiting) in [(9.0, 5.0), (8.0, 5.0), (10.0, 5.0)] {
-            table.push(TOTAL, secs(total));
-            table.push(EXPECTED_FAILURES, secs(waiting));
-            table.push(NET, secs(total - waiting));
+            table.push(TOTAL, secs(total), None);
+            table.push(EXPECTED_FAILURES, secs(waiting), None);
+            table.push(NET, secs(total - waiting), None);
         }
         for (three, five) in [(7.0, 13.0), (8.0, 12.0), (9.0, 14.0)] {
-            table.push(&cluster_total("cluster-3-tls"), secs(three));
-            table.push(&cluster_total("cluster-5-tls"), secs(five));
+            table.push(&cluster_total("cluster-3-tls"), secs(three), None);
+            table.push(&cluster_total("cluster-5-tls"), secs(five), None);
         }
         let text = table.to_string();
         assert!(

@@ -8,6 +8,7 @@
 //! [`judge`] decide, and returns a [`report::Report`] that [`report`] renders. The [`engine`] layer
 //! talks to Docker; nothing below the runner knows about scenarios.
 
+pub mod agent;
 pub mod apt;
 pub mod artefacts;
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod checks;
 pub mod cli;
 pub mod cluster;
 pub mod config_fix;
+pub mod cpu;
 pub mod diagnose;
 pub mod doctor;
 pub mod downloads;

@@ -12,13 +12,16 @@
 //! Starting a node and waiting for systemd are here; what runs inside (the bootstrap, checks) is not.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::HostConfig;
 use testcontainers::core::{CgroupnsMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::sync::Mutex;
 
+use crate::agent::Agent;
 use crate::engine::{
     create_detached, short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP, LABEL_OWNER,
 };
@@ -149,12 +152,22 @@ impl NodeSpec {
 }
 
 /// A node reached by container id: running commands in it. Diagnosis uses it on nodes this
-/// process did not start (kept with `run --keep`).
+/// process did not start (kept with `run --keep`). Clones share one command agent.
 #[derive(Clone)]
 pub struct NodeHandle {
     engine: Engine,
     id: String,
     host: String,
+    agent: Arc<Mutex<AgentSlot>>,
+}
+
+/// Whether commands go through the node's [`Agent`], and the running one.
+#[derive(Default)]
+struct AgentSlot {
+    /// Off while systemd boots: the agent is started once it runs, so that, on cgroup v2, no
+    /// process of ours sits in the node's root cgroup while systemd sets up its controllers.
+    enabled: bool,
+    running: Option<Arc<Agent>>,
 }
 
 impl NodeHandle {
@@ -164,6 +177,30 @@ impl NodeHandle {
             engine: engine.clone(),
             id: id.to_owned(),
             host: host.to_owned(),
+            agent: Arc::default(),
+        }
+    }
+
+    /// The running agent, started if need be; `None` while it is off, or where it cannot start
+    /// (then the command takes an engine exec of its own).
+    async fn agent(&self) -> Option<Arc<Agent>> {
+        let mut slot = self.agent.lock().await;
+        if !slot.enabled {
+            return None;
+        }
+        if let Some(agent) = slot.running.as_ref().filter(|a| a.is_alive()) {
+            return Some(agent.clone());
+        }
+        slot.running = Agent::start(&self.engine, &self.id).await.ok().map(Arc::new);
+        slot.running.clone()
+    }
+
+    /// Turns the agent on (`true`, systemd is up) or off (the node is about to restart).
+    async fn set_agent(&self, enabled: bool) {
+        let mut slot = self.agent.lock().await;
+        slot.enabled = enabled;
+        if !enabled {
+            slot.running = None;
         }
     }
 
@@ -186,7 +223,10 @@ impl NodeHandle {
             .exec(&["cat", "/proc/1/comm"], Duration::from_secs(10))
             .await?;
         match pid1.stdout.trim() {
-            "systemd" => Ok(handle),
+            "systemd" => {
+                handle.set_agent(true).await;
+                Ok(handle)
+            }
             other => Err(NodeError::NoSystemd {
                 node: node.to_owned(),
                 pid1: other.to_owned(),
@@ -207,7 +247,10 @@ impl NodeHandle {
     /// Runs `argv` in the node as root in `/root` and returns its output; the caller judges the
     /// exit code.
     pub async fn exec(&self, argv: &[&str], timeout: Duration) -> Result<ExecOutput, EngineError> {
-        self.engine.exec(&self.id, argv, "/root", timeout).await
+        match self.agent().await {
+            Some(agent) => agent.run(argv, "/root", timeout, None).await,
+            None => self.engine.exec(&self.id, argv, "/root", timeout).await,
+        }
     }
 
     /// [`NodeHandle::exec`], telling `printed` when the command first writes output (see
@@ -218,9 +261,14 @@ impl NodeHandle {
         timeout: Duration,
         printed: tokio::sync::oneshot::Sender<()>,
     ) -> Result<ExecOutput, EngineError> {
-        self.engine
-            .exec_telling_first_output(&self.id, argv, "/root", timeout, printed)
-            .await
+        match self.agent().await {
+            Some(agent) => agent.run(argv, "/root", timeout, Some(printed)).await,
+            None => {
+                self.engine
+                    .exec_telling_first_output(&self.id, argv, "/root", timeout, printed)
+                    .await
+            }
+        }
     }
 
     /// Runs `script` with `bash -c` in the node as root in `/root` — how an operator's terminal
@@ -232,13 +280,16 @@ impl NodeHandle {
     /// Reboots the node (a container restart, systemd shutting down cleanly on `SIGRTMIN+3`) and
     /// waits for systemd again.
     pub async fn reboot(&self) -> Result<(), NodeError> {
+        self.set_agent(false).await;
         self.engine
             .restart(&self.id, Duration::from_secs(10))
             .await?;
         // The restarted node has fresh mounts: its cgroups are read-only again.
         let made_of = self.engine.made_of(&self.id).await?;
         self.set_up_cgroups(&made_of.image, made_of.labels).await?;
-        self.wait_booted().await
+        self.wait_booted().await?;
+        self.set_agent(true).await;
+        Ok(())
     }
 
     /// Makes the node's own cgroups writable for systemd with a one-shot container that holds
@@ -284,7 +335,8 @@ impl NodeHandle {
     }
 
     /// Waits until `systemctl is-system-running` answers `running`; `degraded` is an error that
-    /// shows `systemctl --failed`.
+    /// shows `systemctl --failed`. The polling runs inside the node ([`BOOT_WAIT`]): one engine
+    /// exec for the whole boot rather than one per poll.
     pub async fn wait_booted(&self) -> Result<(), NodeError> {
         let node = short(self.id()).to_owned();
         let waited = poll_until(
@@ -293,7 +345,7 @@ impl NodeHandle {
             Duration::from_millis(100),
             || async {
                 let out = self
-                    .exec(&["systemctl", "is-system-running"], Duration::from_secs(10))
+                    .exec(&["bash", "-c", BOOT_WAIT], BOOT_TIMEOUT)
                     .await?;
                 let state = out.stdout.trim();
                 Ok::<_, NodeError>(match state {
@@ -320,6 +372,15 @@ impl NodeHandle {
         waited.map_err(|timeout| NodeError::BootTimeout { node, timeout })
     }
 }
+
+/// Asks `systemctl is-system-running` every 50 ms, inside the node, until systemd has left its
+/// start-up (`initializing`, `starting`, or no answer while PID 1 is not systemd yet) or about a
+/// minute has passed; prints the last answer (or lets systemctl say why it has none).
+const BOOT_WAIT: &str = r#"for _ in $(seq 1200); do
+  state=$(systemctl is-system-running 2>/dev/null)
+  case "$state" in ""|initializing|starting) sleep 0.05 ;; *) break ;; esac
+done
+if [ -n "$state" ]; then echo "$state"; else systemctl is-system-running; fi"#;
 
 /// A running node. Dropping it removes the container.
 pub struct Node {
@@ -389,6 +450,7 @@ impl Node {
         )
         .await?;
         node.wait_booted().await?;
+        node.set_agent(true).await;
         Ok(node)
     }
 

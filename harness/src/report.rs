@@ -10,10 +10,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::checks::CheckResult;
+use crate::cpu::Usage;
 use crate::diagnose::{Cause, Diagnosis};
 use crate::fix::Fix;
 use crate::scenario::Repairs;
 use crate::transcript::{Host, Transcript};
+
+/// One phase's wall time, and the busy CPU meanwhile (the whole machine's, so other work running
+/// beside the run counts too: the bench runs one thing at a time).
+#[derive(Debug, Clone, Copy)]
+pub struct Lap {
+    /// The phase.
+    pub phase: Phase,
+    /// Its wall time.
+    pub wall: Duration,
+    /// Busy core-seconds during it, where `/proc` can be read.
+    pub cpu: Option<Usage>,
+}
 
 /// A phase of a run, for timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,8 +111,8 @@ pub struct Report {
     pub members: Vec<MemberOutcome>,
     /// The node kept with `--keep`.
     pub kept: Option<Kept>,
-    /// Time spent in each phase.
-    pub timings: Vec<(Phase, Duration)>,
+    /// Time spent in each phase, and the busy CPU meanwhile.
+    pub timings: Vec<Lap>,
     /// Where the failure's artefacts were written (transcript, journals, units, `ss`, certificates).
     pub artefacts: Option<PathBuf>,
     /// The fixes applied after the failure, in order, each with the checks run after it.
@@ -274,7 +287,15 @@ pub fn to_json(report: &Report) -> serde_json::Value {
             "cause": report.diagnosis.as_ref().and_then(|d| d.per_node.iter().find(|(h, _)| *h == m.host)).map(|(_, c)| c.to_string()),
         })).collect::<Vec<_>>(),
         "diagnosis": report.diagnosis.as_ref().map(diagnosis),
-        "timings": report.timings.iter().map(|(phase, d)| json!({"phase": phase.name(), "seconds": secs(d)})).collect::<Vec<_>>(),
+        "timings": report.timings.iter().map(|lap| json!({
+            "phase": lap.phase.name(),
+            "seconds": secs(&lap.wall),
+            "busy_core_seconds": lap.cpu.map(|cpu| json!({
+                "machine": secs(&cpu.machine),
+                "harness": secs(&cpu.harness),
+                "engine": secs(&cpu.engine),
+            })),
+        })).collect::<Vec<_>>(),
         "kept": report.kept.as_ref().map(|k| json!({
             "containers": k.containers,
             "network": k.network,

@@ -24,7 +24,8 @@ use crate::lint::{self, LintError};
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Identity, Pki, PkiError};
-use crate::report::{Kept, MemberOutcome, Phase, Report};
+use crate::cpu::Usage;
+use crate::report::{Kept, Lap, MemberOutcome, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{Expect, ExpectedMember, Scenario};
 use crate::steps::{self, RunStepError};
@@ -162,21 +163,29 @@ pub enum Fixes {
 /// Times the phases of a run.
 struct Stopwatch {
     clock: Instant,
-    laps: Vec<(Phase, Duration)>,
+    cpu: Option<Usage>,
+    laps: Vec<Lap>,
 }
 
 impl Stopwatch {
     fn start() -> Self {
         Self {
             clock: Instant::now(),
+            cpu: Usage::now(),
             laps: Vec::new(),
         }
     }
 
-    /// Records the time since the previous lap as `phase`.
+    /// Records the time and busy CPU since the previous lap as `phase`.
     fn lap(&mut self, phase: Phase) {
-        self.laps.push((phase, self.clock.elapsed()));
+        let cpu = Usage::now();
+        self.laps.push(Lap {
+            phase,
+            wall: self.clock.elapsed(),
+            cpu: cpu.zip(self.cpu).map(|(now, then)| now - then),
+        });
         self.clock = Instant::now();
+        self.cpu = cpu;
     }
 }
 

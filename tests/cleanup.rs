@@ -187,17 +187,24 @@ fn left_by(pid: u32) -> Left {
     }
 }
 
-/// The states (`created`, `running`, …) of the nodes of the run with process id `pid`: its
-/// containers on a network (a node's cgroup setup container, on none, is not a node).
-fn node_states(pid: u32) -> Vec<String> {
+/// The containers of the run with process id `pid`, each as its state (`created`, `running`, …)
+/// and its command.
+fn containers_of(pid: u32) -> Vec<(String, String)> {
     let label = format!("label={LABEL_PID}={pid}");
-    let format = "{{.Networks}} {{.State}}";
-    crate::support::docker(&["ps", "-a", "--filter", &label, "--format", format])
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .filter(|(network, _)| *network != "none")
-        .map(|(_, state)| state.to_owned())
-        .collect()
+    let format = "{{.State}} {{.Command}}";
+    crate::support::docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        &label,
+        "--format",
+        format,
+    ])
+    .lines()
+    .filter_map(|line| line.split_once(' '))
+    .map(|(state, command)| (state.to_owned(), command.to_owned()))
+    .collect()
 }
 
 fn spawn_run(scenario: &str) -> tokio::process::Child {
@@ -228,29 +235,32 @@ async fn node_of(pid: u32) -> String {
     .expect("the run started a node")
 }
 
-/// Waits until the run with process id `pid` has its network and a node, and returns the network
-/// and the states of the nodes the same listing showed.
-async fn network_and_first_nodes_of(pid: u32) -> (String, Vec<String>) {
-    let label = format!("label={LABEL_PID}={pid}");
+/// Waits until the run with process id `pid` has its network's switch and a node, and returns
+/// whether the switch was listed and the states of the nodes the same listing showed.
+async fn switch_and_first_nodes_of(pid: u32) -> (bool, Vec<String>) {
     poll_until(
-        "the run's network and first node to exist",
+        "the run's switch and first node to exist",
         Duration::from_secs(120),
         Duration::from_millis(50),
         || async {
-            // The network first: it is made before any node, so a node listed after it is seen
-            // with it.
-            let network = crate::support::docker(&["network", "ls", "-q", "--filter", &label]);
-            let states = node_states(pid);
-            Ok::<_, std::convert::Infallible>(if network.is_empty() || states.is_empty() {
-                Probe::Pending(format!("network {network:?}, nodes {states:?}"))
+            // The switch is made before any node, so a node listed is seen with it.
+            let listed = containers_of(pid);
+            let switch = listed.iter().any(|(_, c)| c.contains("sleep infinity"));
+            let states: Vec<String> = listed
+                .into_iter()
+                .filter(|(_, command)| command.contains("/bin/bash"))
+                .map(|(state, _)| state)
+                .collect();
+            Ok::<_, std::convert::Infallible>(if states.is_empty() {
+                Probe::Pending(format!("switch {switch}, nodes {states:?}"))
             } else {
-                Probe::Ready((network, states))
+                Probe::Ready((switch, states))
             })
         },
     )
     .await
     .unwrap()
-    .expect("the run made its network and a node")
+    .expect("the run made its switch and a node")
 }
 
 /// Sends `signal` to the run with process id `pid`.
@@ -304,7 +314,7 @@ async fn an_interrupted_run_exits_with_the_signals_code_and_leaves_nothing(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_while_five_nodes_boot_leaves_no_node_and_no_network() {
+async fn ctrl_c_while_five_nodes_boot_leaves_no_node_and_no_switch() {
     // The signal follows the very listing that first shows a node: the five start together, so
     // it usually lands while some still boot. On a loaded machine all five can be running by that
     // listing (seen in a CI run): that run still must leave nothing, but it did not interrupt a
@@ -313,11 +323,14 @@ async fn ctrl_c_while_five_nodes_boot_leaves_no_node_and_no_network() {
     for _ in 0..3 {
         let mut child = spawn_run("cluster-5-tls");
         let pid = child.id().expect("a running child");
-        let (network, states) = network_and_first_nodes_of(pid).await;
+        let (switch, states) = switch_and_first_nodes_of(pid).await;
         send("INT", pid);
-        // The network is made before any node: seen here, so its absence afterwards means
+        // The switch is made before any node: seen here, so its absence afterwards means
         // something.
-        assert_ne!(network, "", "the run's network was not listed");
+        assert!(
+            switch,
+            "the run's switch was not listed with its first node"
+        );
         assert_ends_leaving_nothing(&mut child, 130).await;
         if states.iter().filter(|s| *s == "running").count() < 5 {
             return;
@@ -412,21 +425,18 @@ async fn the_node_image_does_not_carry_the_run_label() {
     );
 }
 
-/// A node, network and run directory kept with `--keep`; removed when dropped, also if the test
-/// panics.
+/// A node, its network's switch and the run directory kept with `--keep`; removed when dropped,
+/// also if the test panics.
 struct KeptRun {
     node: String,
-    network: String,
+    switch: String,
     run_dir: PathBuf,
 }
 
 impl Drop for KeptRun {
     fn drop(&mut self) {
         let _ = Command::new("docker")
-            .args(["rm", "-f", &self.node])
-            .output();
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.network])
+            .args(["rm", "-f", &self.node, &self.switch])
             .output();
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
@@ -452,12 +462,13 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
     let node = node.split("exec -it ").nth(1).unwrap_or_default();
     let jumpbox = PathBuf::from(after("PKI and jumpbox: "));
     let removal = after("remove with: etcd-harness clean --kept (or ");
+    // `… rm -f <node> <switch>)`
     let kept = KeptRun {
-        network: removal
-            .rsplit("network rm ")
+        switch: removal
+            .trim_end_matches(')')
+            .rsplit(' ')
             .next()
             .unwrap_or_default()
-            .trim_end_matches(')')
             .to_owned(),
         node: node.trim_end_matches(" bash").to_owned(),
         run_dir: jumpbox.parent().expect("a run directory").to_owned(),
@@ -482,7 +493,7 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
     assert_eq!(diagnosed.status.code(), Some(0), "{report}");
     assert!(report.contains("diagnosis: bad-flag"), "{report}");
 
-    // `clean --kept` removes the kept node, its network and its directory (there until then).
+    // `clean --kept` removes the kept node, its switch and its directory (there until then).
     let exists = |what: &[&str]| {
         Command::new("docker")
             .args(what)
@@ -496,10 +507,11 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
         "no kept node `{}`",
         kept.node
     );
+    assert_ne!(kept.switch, kept.node, "{removal}");
     assert!(
-        exists(&["network", "inspect", &kept.network]),
-        "no kept network `{}`",
-        kept.network
+        exists(&["inspect", &kept.switch]),
+        "no kept switch `{}`",
+        kept.switch
     );
     let cleaned = tokio::process::Command::new(env!("CARGO_BIN_EXE_etcd-harness"))
         .args(["clean", "--kept"])
@@ -513,8 +525,8 @@ async fn a_kept_node_and_its_directory_outlive_the_run_and_the_sweep_and_can_be_
         "the kept node is still there: {said}"
     );
     assert!(
-        !exists(&["network", "inspect", &kept.network]),
-        "the kept network is still there: {said}"
+        !exists(&["inspect", &kept.switch]),
+        "the kept switch is still there: {said}"
     );
     assert!(
         !kept.run_dir.exists(),

@@ -197,7 +197,9 @@ impl Agent {
         ran
     }
 
-    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::UnboundedSender<Event>>> {
+    fn lock_waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::UnboundedSender<Event>>> {
         // A panic while holding this lock leaves a map that is still whole.
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }

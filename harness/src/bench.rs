@@ -402,9 +402,11 @@ pub async fn run(
     if !catalogue.is_empty() {
         progress(&format!("catalogue: {} scenarios", catalogue.len()));
         let (reports, wall, cpu): (Vec<Result<Report, RunError>>, _, _) = measure(
-            futures_util::stream::iter(catalogue.iter().map(|s| runner::run(&harness, s, &options)))
-                .buffer_unordered(CATALOGUE_PARALLELISM)
-                .collect(),
+            futures_util::stream::iter(
+                catalogue.iter().map(|s| runner::run(&harness, s, &options)),
+            )
+            .buffer_unordered(CATALOGUE_PARALLELISM)
+            .collect(),
         )
         .await;
         let mut failed = Vec::new();
@@ -447,7 +449,9 @@ pub async fn run(
 async fn measure<T>(work: impl std::future::Future<Output = T>) -> (T, Duration, Option<Usage>) {
     let (start, before) = (Instant::now(), Usage::now());
     let out = work.await;
-    let cpu = Usage::now().zip(before).map(|(after, before)| after - before);
+    let cpu = Usage::now()
+        .zip(before)
+        .map(|(after, before)| after - before);
     (out, start.elapsed(), cpu)
 }
 

@@ -1,16 +1,18 @@
 //! The run's nodes as one value: its private network and a node per member, booted side by side.
 //! The tutorial's single node is a cluster of one; there is no second code path.
 //!
-//! Dropping a [`Cluster`] removes its nodes, then its network (also on panic, and when an
+//! Dropping a [`Cluster`] removes its nodes, then its network's switch (also on panic, and when an
 //! interrupted run is dropped). What runs on the nodes is not here.
 
 use std::net::Ipv4Addr;
+use std::sync::{Arc, OnceLock};
 
 use futures_util::future::try_join_all;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::engine::{Engine, Labels};
 use crate::image::NodeImage;
-use crate::network::{NetworkError, RunNetwork, Subnet};
+use crate::network::{Link, NetworkError, RunNetwork, Subnet};
 use crate::node::{Node, NodeError, NodeHandle, NodeSpec};
 
 /// Errors starting a cluster.
@@ -35,15 +37,38 @@ pub struct Member {
 
 /// The run's network and nodes; dropping it removes them.
 pub struct Cluster {
-    // Declared first so they are dropped first: a network with nodes attached cannot be removed.
+    // Declared first so they are dropped first: the nodes, then the switch they were linked to,
+    // then their places in the budget.
     nodes: Vec<Node>,
     network: RunNetwork,
-    members: Vec<Member>,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// inotify instances a node holds (systemd 2, dbus-daemon 1, and one to spare for what a step
+/// starts; measured on the node image: systemd, dbus-daemon).
+const INOTIFY_PER_NODE: usize = 4;
+
+/// How many nodes this process keeps at once. Every systemd on the host takes inotify instances
+/// from one per-user limit (`fs.inotify.max_user_instances`, 128 by default), and a node that finds
+/// none left boots `degraded`; a quarter of the limit is left to the host and other work. A
+/// cluster takes its places all at once, in turn (the semaphore is fair), so clusters waiting for
+/// room never hold part of it each.
+/// Returns the budget and its size.
+fn node_budget() -> &'static (Arc<Semaphore>, usize) {
+    static BUDGET: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
+    BUDGET.get_or_init(|| {
+        let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+            .ok()
+            .and_then(|l| l.trim().parse::<usize>().ok())
+            .unwrap_or(128);
+        let nodes = (limit * 3 / 4 / INOTIFY_PER_NODE).max(5);
+        (Arc::new(Semaphore::new(nodes)), nodes)
+    })
 }
 
 impl Cluster {
-    /// Creates the run's network (with `subnet`, or one the engine picks) and boots a node per
-    /// member on it, all at once.
+    /// Creates the run's network (with `subnet`, or the tutorial's) and boots a node per member
+    /// on it, all at once.
     pub async fn start(
         engine: &Engine,
         labels: &Labels,
@@ -52,28 +77,34 @@ impl Cluster {
         subnet: Option<Subnet>,
         keep: bool,
     ) -> Result<Self, ClusterError> {
-        let network = RunNetwork::create(engine, labels, subnet).await?;
-        let nodes = try_join_all(members.iter().map(|member| {
-            let network = &network;
-            async move {
-                let spec = NodeSpec {
-                    image: image.clone(),
-                    keep,
-                    hostname: member.host.clone(),
-                    network: Some(network.name().to_owned()),
-                };
-                let node = Node::start(engine, labels, &spec).await?;
-                if let Some(address) = member.address {
-                    network.place(node.id(), address, &member.host).await?;
-                }
-                Ok::<_, ClusterError>(node)
-            }
+        let (budget, size) = node_budget();
+        // A cluster larger than the whole budget takes all of it.
+        let wanted = u32::try_from(members.len().clamp(1, *size)).unwrap_or(u32::MAX);
+        let places = budget
+            .clone()
+            .acquire_many_owned(wanted)
+            .await
+            .expect("the node budget is never closed");
+        let network = RunNetwork::create(engine, labels, image, subnet, keep).await?;
+        let placed: Vec<_> = members
+            .iter()
+            .map(|m| (m.host.clone(), m.address))
+            .collect();
+        let links = network.links(&placed)?;
+        let nodes = try_join_all(members.iter().zip(links).map(|(member, link)| {
+            let spec = NodeSpec {
+                image: image.clone(),
+                keep,
+                hostname: member.host.clone(),
+                link: Some(link),
+            };
+            async move { Node::start(engine, labels, &spec).await }
         }))
         .await?;
         Ok(Self {
             nodes,
             network,
-            members: members.to_vec(),
+            _budget: places,
         })
     }
 
@@ -93,39 +124,38 @@ impl Cluster {
     }
 
     /// Cuts node `host` off the run's network: the other members cannot reach it, nor it them.
-    /// A Docker network disconnect rather than a firewall in the node: it needs no capability in
-    /// the node (nftables would need NET_ADMIN), and it partitions every protocol at once.
+    /// Its port on the switch is deleted rather than a firewall set up in the node: that needs no
+    /// capability in the node (nftables would need NET_ADMIN), and it partitions every protocol.
     pub async fn isolate(&self, host: &str) -> Result<(), NetworkError> {
-        let node = self
-            .node(host)
-            .ok_or_else(|| NetworkError::NoSuchHost(host.to_owned()))?;
-        self.network.disconnect(node.id()).await
+        let (_, link) = self.linked(host)?;
+        self.network.unlink(link).await
     }
 
     /// Puts node `host` back on the run's network at its address, under its host name.
     pub async fn heal(&self, host: &str) -> Result<(), NetworkError> {
-        let node = self
-            .node(host)
-            .ok_or_else(|| NetworkError::NoSuchHost(host.to_owned()))?;
-        let address = self
-            .members
-            .iter()
-            .find(|m| m.host == host)
-            .and_then(|m| m.address);
-        self.network.connect(node.id(), address, host).await
+        let (node, link) = self.linked(host)?;
+        self.network.relink(node.id(), link).await
     }
 
-    /// Leaves the nodes and the network running after this value is gone; returns the nodes'
-    /// container ids and the network's name.
+    fn linked(&self, host: &str) -> Result<(&Node, &Link), NetworkError> {
+        self.nodes
+            .iter()
+            .find(|n| n.host() == host)
+            .and_then(|n| Some((n, n.link()?)))
+            .ok_or_else(|| NetworkError::NoSuchHost(host.to_owned()))
+    }
+
+    /// Leaves the nodes and the network's switch running after this value is gone; returns the
+    /// nodes' container ids and the switch's.
     pub fn keep(self) -> (Vec<String>, String) {
         let ids = self.nodes.into_iter().map(Node::keep).collect();
-        let network = self.network.name().to_owned();
+        let switch = self.network.id().to_owned();
         self.network.keep();
-        (ids, network)
+        (ids, switch)
     }
 
-    /// Removes the nodes now (rather than on drop), reporting a failure to do so; the network
-    /// goes with this value.
+    /// Removes the nodes now (rather than on drop), reporting a failure to do so; the switch goes
+    /// with this value.
     pub async fn remove(self) -> Result<(), NodeError> {
         for node in self.nodes {
             node.remove().await?;

@@ -1,30 +1,30 @@
-//! A run's private network: a Docker bridge network the run creates, `internal` (no route out of
-//! the engine's host), labelled like the run's nodes so the sweep finds it when the run was killed,
-//! with the subnet a scenario names — by default the tutorial's `10.240.0.0/24` — and each node at
-//! its address, reachable by its host name.
+//! A run's private network: a switch the run makes for itself, so the same subnet (by default the
+//! tutorial's `10.240.0.0/24`) exists in many runs at once and no run waits for another's.
 //!
-//! Docker refuses two networks with overlapping subnets on one engine, so a run whose subnet is in
-//! use waits for it (polling, with a deadline) rather than failing. Addresses from the subnet's upper
-//! half are Docker's to hand out; the lower half is the scenario's, so a node Docker attaches first
-//! never takes a member's address. Dropping the [`RunNetwork`] removes it. It does not start nodes.
+//! The switch is a container of the node image that only sleeps, with no network of the engine's
+//! (`--network none`) and no capability: its network namespace holds a Linux bridge and nothing
+//! else, so nothing on it has a route anywhere. Each node is created with `--network none` too,
+//! with every member's host name in its `/etc/hosts`; the node's one-shot setup container (which
+//! already enters the node for its cgroups, see `node.rs`) runs in the switch's network namespace
+//! with CAP_NET_ADMIN and links the node in: a veth pair, one end `eth0` in the node at its address,
+//! the other a port of the bridge. The harness reaches nodes only through execs, as before.
+//!
+//! A partition deletes a node's port (its `eth0` goes with it: the node keeps only its loopback);
+//! healing links it in again. Labelled like the run's nodes, the switch is removed with them — when
+//! the [`RunNetwork`] is dropped, by the reaper, or by the sweep.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bollard::models::{
-    EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkDisconnectRequest,
-};
+use bollard::models::HostConfig;
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::engine::{short, within, Engine, EngineError, Labels};
-use crate::wait::{poll_until, Probe};
+use crate::engine::{create_detached, short, Engine, EngineError, Labels, LABEL_KEEP};
+use crate::image::NodeImage;
 
 /// The tutorial's network.
 pub const TUTORIAL_SUBNET: &str = "10.240.0.0/24";
-
-/// How long a run waits for its subnet to be free on the engine.
-const SUBNET_WAIT: Duration = Duration::from_secs(300);
 
 /// Errors making or using the run's network.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +45,33 @@ pub enum NetworkError {
         /// The subnet.
         subnet: String,
     },
-    /// The subnet stayed in use by another network.
-    #[error("failed to create a network with subnet {subnet}: {detail}\n  remedy: remove the network that holds it (`docker network ls`), or name another subnet")]
-    SubnetBusy {
+    /// More members without an address than the subnet's upper half holds.
+    #[error("failed to give {members} members addresses in {subnet}: its upper half, for members the scenario places nowhere, holds {room}\n  remedy: name a larger subnet, or give members addresses")]
+    Full {
+        /// Members without an address.
+        members: usize,
         /// The subnet.
         subnet: String,
-        /// What the engine said last.
-        detail: String,
+        /// How many fit.
+        room: u32,
+    },
+    /// The switch container did not start.
+    #[error("failed to start the run's network switch from {image}: {source}")]
+    Switch {
+        /// The image reference.
+        image: String,
+        /// testcontainers' error.
+        source: Box<testcontainers::TestcontainersError>,
+    },
+    /// Linking a node in or out failed.
+    #[error("failed to {action}: exit {exit_code}: {output}")]
+    Link {
+        /// What was being done.
+        action: String,
+        /// The one-shot container's exit code.
+        exit_code: i64,
+        /// What it printed.
+        output: String,
     },
     /// No node of the run has this host name.
     #[error("no node of this run is called `{0}`")]
@@ -91,23 +111,15 @@ impl Subnet {
         1 << (32 - self.prefix)
     }
 
-    /// The first host address, the bridge's own.
-    fn gateway(self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) + 1)
-    }
-
-    /// The upper half, which Docker hands out to nodes attached without an address.
-    fn dynamic_range(self) -> String {
+    /// The `n`th address of the upper half, where members the scenario places nowhere go.
+    fn unplaced(self, n: usize) -> Option<Ipv4Addr> {
         let half = self.size() / 2;
-        format!(
-            "{}/{}",
-            Ipv4Addr::from(u32::from(self.network) + half),
-            self.prefix + 1
-        )
+        let n = u32::try_from(n).ok().filter(|n| *n < half - 1)?;
+        Some(Ipv4Addr::from(u32::from(self.network) + half + n))
     }
 
     /// True when `address` is a usable member address: in the lower half, not the network address
-    /// nor the gateway (the first host address).
+    /// nor the first host address (a gateway's, by custom; the tutorial's members start at .10).
     pub fn holds_member(self, address: Ipv4Addr) -> bool {
         let offset = u32::from(address).wrapping_sub(u32::from(self.network));
         (2..self.size() / 2).contains(&offset)
@@ -120,207 +132,213 @@ impl std::fmt::Display for Subnet {
     }
 }
 
-/// The run's network; dropping it removes it.
+/// Where a node is linked in: the switch, its address and port, and every member's name.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The switch container's id.
+    pub switch: String,
+    /// The node's address.
+    pub address: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The bridge port's name in the switch (`m0`, `m1`, … by member).
+    pub port: String,
+    /// Every member's host name and address, for the node's `/etc/hosts`.
+    pub hosts: Vec<(String, Ipv4Addr)>,
+}
+
+/// Run in the switch's network namespace, in the node's mount namespace and sharing its pid
+/// namespace (PID 1 is the node's), with CAP_NET_ADMIN: links the node in at `$ADDRESS/$PREFIX`
+/// through port `$PORT`. A port left by the node's previous life (a reboot; the kernel removes it
+/// with the old namespace, but not always at once) is replaced. The first node makes the bridge.
+const LINK: &str = r#"ip link add br0 type bridge 2>/dev/null || true
+ip link set br0 up
+ip link del "$PORT" 2>/dev/null || true
+ip link add "$PORT" type veth peer name eth0 netns 1
+ip link set "$PORT" master br0 up
+nsenter -t 1 -n sh -c "ip addr add $ADDRESS/$PREFIX dev eth0 && ip link set eth0 up"
+"#;
+
+impl Link {
+    /// The shell that links the node in, for its setup container: [`LINK`] with its values.
+    pub fn script(&self) -> String {
+        format!(
+            "PORT={} ADDRESS={} PREFIX={}\n{LINK}",
+            self.port, self.address, self.prefix
+        )
+    }
+
+    /// The setup container's network (the switch's namespace) and the capability linking needs.
+    pub fn host_config(&self, host: &mut HostConfig) {
+        host.network_mode = Some(format!("container:{}", self.switch));
+        host.cap_add
+            .get_or_insert_with(Vec::new)
+            .push("NET_ADMIN".into());
+    }
+}
+
+/// The run's network: its switch container; dropping it removes the switch.
 pub struct RunNetwork {
     engine: Engine,
-    id: String,
-    name: String,
-    subnet: Option<Subnet>,
+    switch: ContainerAsync<GenericImage>,
+    image: String,
+    subnet: Subnet,
 }
 
 impl RunNetwork {
-    /// Creates an internal network with `subnet` (or one the engine picks), labelled with
-    /// `labels`, waiting while another network holds the subnet.
+    /// Starts the run's switch for `subnet` (the tutorial's when `None`), labelled with `labels`.
     pub async fn create(
         engine: &Engine,
         labels: &Labels,
+        image: &NodeImage,
         subnet: Option<Subnet>,
+        keep: bool,
     ) -> Result<Self, NetworkError> {
-        // Several runs of one process (the matrix) share their labels: a counter tells them apart.
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "etcd-harness-{}-{}",
-            labels.run_id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let ipam = subnet.map(|subnet| Ipam {
-            config: Some(vec![IpamConfig {
-                subnet: Some(subnet.to_string()),
-                ip_range: Some(subnet.dynamic_range()),
-                gateway: Some(subnet.gateway().to_string()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
-        let shown = subnet.map_or_else(|| "any subnet".to_owned(), |s| s.to_string());
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".into()),
-            // No route out: nodes talk to each other, and the harness reaches them through exec.
-            internal: Some(true),
-            labels: Some(labels.pairs().into_iter().collect()),
-            ipam,
-            ..Default::default()
+        let subnet = match subnet {
+            Some(subnet) => subnet,
+            None => Subnet::parse(TUTORIAL_SUBNET)?,
         };
-        let docker = engine.docker().clone();
-        let created = poll_until(
-            &format!("{shown} to be free on the engine"),
-            SUBNET_WAIT,
-            Duration::from_millis(500),
-            || {
-                let (docker, request, shown) = (docker.clone(), request.clone(), shown.clone());
-                async move {
-                    let created = crate::engine::create_detached(async move {
-                        docker.create_network(request).await
-                    })
-                    .await;
-                    match created {
-                        Ok(response) => Ok(Probe::Ready(response.id)),
-                        // The engine says so two ways: IPAM's "Pool overlaps with other one on
-                        // this address space", and the bridge driver's "conflicts with network …:
-                        // networks have overlapping IPv4" (measured on 20.10, in a race between two
-                        // runs asking for the same subnet).
-                        Err(e) if e.to_string().contains("overlap") => {
-                            Ok(Probe::Pending(e.to_string()))
-                        }
-                        Err(source) => Err(NetworkError::Engine(EngineError::Request {
-                            action: format!("create a network with {shown}"),
-                            source,
-                        })),
-                    }
-                }
-            },
-        )
-        .await?;
-        let id = created.map_err(|timeout| NetworkError::SubnetBusy {
-            subnet: shown,
-            detail: timeout.to_string(),
-        })?;
+        let mut request = GenericImage::new(image.repo.clone(), image.tag.clone())
+            .with_cmd(["sleep", "infinity"])
+            .with_network("none")
+            .with_cap_drop("ALL")
+            .with_security_opt("no-new-privileges")
+            .with_startup_timeout(Duration::from_secs(60));
+        for (key, value) in labels.pairs() {
+            request = request.with_label(key, value);
+        }
+        if keep {
+            request = request.with_label(LABEL_KEEP, "true");
+        }
+        // In a task of its own, as nodes are: an interrupted run must not miss it.
+        let switch =
+            create_detached(request.start())
+                .await
+                .map_err(|source| NetworkError::Switch {
+                    image: image.reference(),
+                    source: Box::new(source),
+                })?;
         Ok(Self {
             engine: engine.clone(),
-            id,
-            name,
+            switch,
+            image: image.reference(),
             subnet,
         })
     }
 
-    /// The network's id.
+    /// The switch container's id.
     pub fn id(&self) -> &str {
-        &self.id
+        self.switch.id()
     }
 
-    /// The network's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The subnet.
+    pub fn subnet(&self) -> Subnet {
+        self.subnet
     }
 
-    /// Leaves the network after this value is gone (its nodes were kept).
+    /// Leaves the switch running after this value is gone (its nodes were kept).
     pub fn keep(self) {
-        std::mem::forget(self);
+        std::mem::forget(self.switch);
     }
 
-    /// Puts `container` (attached to this network when created) at `address`, reachable by
-    /// `host`: Docker cannot be told an address at creation through testcontainers, so the
-    /// container is detached and attached again with it, before it starts.
-    pub async fn place(
+    /// Where each of `members` (host name, address if the scenario places it) is linked in, in
+    /// their order: a placed member at its address, which must be in the subnet's lower half; the
+    /// others in the upper half, in turn.
+    pub fn links(&self, members: &[(String, Option<Ipv4Addr>)]) -> Result<Vec<Link>, NetworkError> {
+        let mut unplaced = 0;
+        let mut hosts = Vec::new();
+        for (host, address) in members {
+            let address = match address {
+                Some(address) if self.subnet.holds_member(*address) => *address,
+                Some(address) => {
+                    return Err(NetworkError::BadAddress {
+                        address: *address,
+                        subnet: self.subnet.to_string(),
+                    })
+                }
+                None => {
+                    unplaced += 1;
+                    self.subnet
+                        .unplaced(unplaced - 1)
+                        .ok_or_else(|| NetworkError::Full {
+                            members: members.iter().filter(|(_, a)| a.is_none()).count(),
+                            subnet: self.subnet.to_string(),
+                            room: self.subnet.size() / 2 - 1,
+                        })?
+                }
+            };
+            hosts.push((host.clone(), address));
+        }
+        Ok(hosts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, address))| Link {
+                switch: self.id().to_owned(),
+                address: *address,
+                prefix: self.subnet.prefix,
+                port: format!("m{i}"),
+                hosts: hosts.clone(),
+            })
+            .collect())
+    }
+
+    /// Unlinks the node at `link`: its port goes, and its `eth0` with it, so nothing of the
+    /// network reaches it and it reaches nothing (a partition with no capability in the node).
+    pub async fn unlink(&self, link: &Link) -> Result<(), NetworkError> {
+        let mut host = HostConfig::default();
+        link.host_config(&mut host);
+        self.once(
+            &format!("unlink port {} from switch {}", link.port, short(self.id())),
+            &["ip", "link", "del", &link.port],
+            host,
+        )
+        .await
+    }
+
+    /// Links node `container` in again at `link` (CAP_SYS_ADMIN for entering the node's network
+    /// namespace; unconfined where AppArmor's default profile would refuse it, as for the setup).
+    pub async fn relink(&self, container: &str, link: &Link) -> Result<(), NetworkError> {
+        let apparmor = self.engine.confines_with_apparmor().await?;
+        let mut host = HostConfig {
+            cap_add: Some(vec!["SYS_ADMIN".into()]),
+            pid_mode: Some(format!("container:{container}")),
+            security_opt: apparmor.then(|| vec!["apparmor=unconfined".into()]),
+            ..Default::default()
+        };
+        link.host_config(&mut host);
+        let script = link.script();
+        self.once(
+            &format!("link {} in at {}", short(container), link.address),
+            &["sh", "-ec", &script],
+            host,
+        )
+        .await
+    }
+
+    async fn once(
         &self,
-        container: &str,
-        address: Ipv4Addr,
-        host: &str,
+        action: &str,
+        argv: &[&str],
+        host: HostConfig,
     ) -> Result<(), NetworkError> {
-        if !self.subnet.is_some_and(|s| s.holds_member(address)) {
-            return Err(NetworkError::BadAddress {
-                address,
-                subnet: self
-                    .subnet
-                    .map_or_else(|| "a subnet the engine picked".into(), |s| s.to_string()),
+        let labels = self
+            .engine
+            .made_of(self.id())
+            .await
+            .map(|m| m.labels)
+            .unwrap_or_default();
+        let out = self
+            .engine
+            .run_once(&self.image, argv, host, labels, Duration::from_secs(30))
+            .await?;
+        if out.exit_code != 0 {
+            return Err(NetworkError::Link {
+                action: action.to_owned(),
+                exit_code: out.exit_code,
+                output: format!("{}{}", out.stdout, out.stderr).trim().to_owned(),
             });
         }
-        self.disconnect(container).await?;
-        self.connect(container, Some(address), host).await
-    }
-
-    /// Detaches `container` from the network: it keeps only its loopback, so nothing of the
-    /// network reaches it and it reaches nothing (a partition with no capability in the node).
-    pub async fn disconnect(&self, container: &str) -> Result<(), NetworkError> {
-        let action = format!("detach {} from {}", short(container), short(&self.id));
-        let request = NetworkDisconnectRequest {
-            container: container.to_owned(),
-            force: Some(true),
-        };
-        within(Duration::from_secs(60), || action.clone(), async {
-            self.engine
-                .docker()
-                .disconnect_network(&self.id, request)
-                .await
-                .map_err(|source| EngineError::Request {
-                    action: action.clone(),
-                    source,
-                })
-        })
-        .await?;
         Ok(())
-    }
-
-    /// Attaches `container` to the network at `address` (or one the engine picks), reachable by
-    /// `host`.
-    pub async fn connect(
-        &self,
-        container: &str,
-        address: Option<Ipv4Addr>,
-        host: &str,
-    ) -> Result<(), NetworkError> {
-        let action = format!(
-            "attach {} to {} at {}",
-            short(container),
-            short(&self.id),
-            address.map_or_else(|| "any address".to_owned(), |a| a.to_string())
-        );
-        let request = NetworkConnectRequest {
-            container: container.to_owned(),
-            endpoint_config: Some(EndpointSettings {
-                ipam_config: address.map(|address| EndpointIpamConfig {
-                    ipv4_address: Some(address.to_string()),
-                    ..Default::default()
-                }),
-                aliases: Some(vec![host.to_owned()]),
-                ..Default::default()
-            }),
-        };
-        within(Duration::from_secs(60), || action.clone(), async {
-            self.engine
-                .docker()
-                .connect_network(&self.id, request)
-                .await
-                .map_err(|source| EngineError::Request {
-                    action: action.clone(),
-                    source,
-                })
-        })
-        .await?;
-        Ok(())
-    }
-}
-
-impl Drop for RunNetwork {
-    fn drop(&mut self) {
-        // Removal is async and Drop is not: a thread with a runtime of its own does it, whatever
-        // runtime (if any) drops the network. A network that outlives this is the sweep's.
-        let id = self.id.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(engine) = Engine::connect().await {
-                    let _ = engine.docker().remove_network(&id).await;
-                }
-            });
-        })
-        .join();
     }
 }
 
@@ -333,7 +351,9 @@ mod tests {
         let subnet = Subnet::parse(TUTORIAL_SUBNET).unwrap();
         assert_eq!(subnet.to_string(), "10.240.0.0/24");
         assert_eq!(Subnet::parse("10.240.0.77/24").unwrap(), subnet);
-        assert_eq!(subnet.dynamic_range(), "10.240.0.128/25");
+        assert_eq!(subnet.unplaced(0), Some("10.240.0.128".parse().unwrap()));
+        assert_eq!(subnet.unplaced(126), Some("10.240.0.254".parse().unwrap()));
+        assert_eq!(subnet.unplaced(127), None);
         for member in ["10.240.0.10", "10.240.0.11", "10.240.0.127"] {
             assert!(subnet.holds_member(member.parse().unwrap()), "{member}");
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::HostConfig;
-use testcontainers::core::{CgroupnsMode, Mount};
+use testcontainers::core::{CgroupnsMode, Host, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::Mutex;
@@ -26,6 +26,7 @@ use crate::engine::{
     create_detached, short, Engine, EngineError, ExecOutput, Labels, LABEL_KEEP, LABEL_OWNER,
 };
 use crate::image::NodeImage;
+use crate::network::Link;
 use crate::wait::{poll_until, Probe, Timeout};
 
 /// The node's hostname, as the tutorial's `root@server` names it.
@@ -34,8 +35,7 @@ pub const HOSTNAME: &str = "server";
 /// Run in the node's mount and cgroup namespaces by the one-shot setup container, which has
 /// CAP_SYS_ADMIN (the node has not). In a private cgroup namespace Docker mounts the node's own
 /// cgroups, read-only; a fresh cgroup mount there is rooted at the node's own cgroup too.
-const CGROUP_SETUP: &str = r#"set -eu
-if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+const CGROUP_SETUP: &str = r#"if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
   # cgroup v2: one mount, the node's own subtree; systemd delegates from there.
   mount -o remount,rw /sys/fs/cgroup
 else
@@ -135,8 +135,8 @@ pub struct NodeSpec {
     pub keep: bool,
     /// Its host name (the tutorial's single node is `server`).
     pub hostname: String,
-    /// The run's network to attach it to, by name (`None`: the engine's default bridge).
-    pub network: Option<String>,
+    /// Where it is linked into the run's network (`None`: the engine's default bridge).
+    pub link: Option<Link>,
 }
 
 impl NodeSpec {
@@ -146,7 +146,7 @@ impl NodeSpec {
             image: image.clone(),
             keep: false,
             hostname: HOSTNAME.to_owned(),
-            network: None,
+            link: None,
         }
     }
 }
@@ -159,6 +159,8 @@ pub struct NodeHandle {
     id: String,
     host: String,
     agent: Arc<Mutex<AgentSlot>>,
+    /// Where the node is linked into the run's network, to link it again after a reboot.
+    link: Option<Link>,
 }
 
 /// Whether commands go through the node's [`Agent`], and the running one.
@@ -178,6 +180,7 @@ impl NodeHandle {
             id: id.to_owned(),
             host: host.to_owned(),
             agent: Arc::default(),
+            link: None,
         }
     }
 
@@ -191,7 +194,10 @@ impl NodeHandle {
         if let Some(agent) = slot.running.as_ref().filter(|a| a.is_alive()) {
             return Some(agent.clone());
         }
-        slot.running = Agent::start(&self.engine, &self.id).await.ok().map(Arc::new);
+        slot.running = Agent::start(&self.engine, &self.id)
+            .await
+            .ok()
+            .map(Arc::new);
         slot.running.clone()
     }
 
@@ -284,7 +290,8 @@ impl NodeHandle {
         self.engine
             .restart(&self.id, Duration::from_secs(10))
             .await?;
-        // The restarted node has fresh mounts: its cgroups are read-only again.
+        // The restarted node has fresh mounts (its cgroups are read-only again) and a fresh
+        // network namespace (its link to the switch is gone).
         let made_of = self.engine.made_of(&self.id).await?;
         self.set_up_cgroups(&made_of.image, made_of.labels).await?;
         self.wait_booted().await?;
@@ -293,7 +300,9 @@ impl NodeHandle {
     }
 
     /// Makes the node's own cgroups writable for systemd with a one-shot container that holds
-    /// CAP_SYS_ADMIN, shares the node's pid namespace and has no network ([`CGROUP_SETUP`]).
+    /// CAP_SYS_ADMIN, shares the node's pid namespace and has no network ([`CGROUP_SETUP`]); for a
+    /// node on a run's network, it runs in the switch's network namespace with CAP_NET_ADMIN too,
+    /// and first links the node in ([`Link::script`]), before systemd starts.
     async fn set_up_cgroups(
         &self,
         image: &str,
@@ -302,24 +311,20 @@ impl NodeHandle {
         // Where the engine confines containers with AppArmor, its default profile denies the
         // remount: this one-shot container (not the node) runs unconfined there.
         let apparmor = self.engine.confines_with_apparmor().await?;
-        let host = HostConfig {
+        let mut host = HostConfig {
             cap_add: Some(vec!["SYS_ADMIN".into()]),
             pid_mode: Some(format!("container:{}", self.id)),
             network_mode: Some("none".into()),
             security_opt: apparmor.then(|| vec!["apparmor=unconfined".into()]),
             ..Default::default()
         };
-        let argv = [
-            "nsenter",
-            "-t",
-            "1",
-            "-m",
-            "-C",
-            "--",
-            "sh",
-            "-c",
-            CGROUP_SETUP,
-        ];
+        let mut script = String::from("set -eu\n");
+        if let Some(link) = &self.link {
+            link.host_config(&mut host);
+            script.push_str(&link.script());
+        }
+        script.push_str(CGROUP_SETUP);
+        let argv = ["nsenter", "-t", "1", "-m", "-C", "--", "sh", "-c", &script];
         let out = self
             .engine
             .run_once(image, &argv, host, labels, Duration::from_secs(30))
@@ -344,9 +349,7 @@ impl NodeHandle {
             BOOT_TIMEOUT,
             Duration::from_millis(100),
             || async {
-                let out = self
-                    .exec(&["bash", "-c", BOOT_WAIT], BOOT_TIMEOUT)
-                    .await?;
+                let out = self.exec(&["bash", "-c", BOOT_WAIT], BOOT_TIMEOUT).await?;
                 let state = out.stdout.trim();
                 Ok::<_, NodeError>(match state {
                     "running" => Probe::Ready(()),
@@ -429,8 +432,11 @@ impl Node {
         if spec.keep {
             request = request.with_label(LABEL_KEEP, "true");
         }
-        if let Some(network) = &spec.network {
-            request = request.with_network(network.clone());
+        if let Some(link) = &spec.link {
+            request = request.with_network("none");
+            for (host, address) in &link.hosts {
+                request = request.with_host(host.clone(), Host::Addr((*address).into()));
+            }
         }
         // Created in a task of its own: an interrupted run must not miss a node created a moment later.
         let container =
@@ -441,7 +447,10 @@ impl Node {
                     source: Box::new(source),
                 })?;
         let node = Self {
-            handle: NodeHandle::new(engine, container.id(), &spec.hostname),
+            handle: NodeHandle {
+                link: spec.link.clone(),
+                ..NodeHandle::new(engine, container.id(), &spec.hostname)
+            },
             container,
         };
         node.set_up_cgroups(
@@ -452,6 +461,11 @@ impl Node {
         node.wait_booted().await?;
         node.set_agent(true).await;
         Ok(node)
+    }
+
+    /// Where the node is linked into the run's network.
+    pub fn link(&self) -> Option<&Link> {
+        self.handle.link.as_ref()
     }
 
     /// Leaves the node running after this value is gone and returns its container id.

@@ -67,8 +67,8 @@ impl Phase {
 pub struct Kept {
     /// The nodes' container ids.
     pub containers: Vec<String>,
-    /// The run's network, which the nodes are on.
-    pub network: String,
+    /// The run network's switch container, which the nodes are linked to.
+    pub switch: String,
     /// The jumpbox directory with the PKI.
     pub jumpbox: PathBuf,
 }
@@ -298,7 +298,7 @@ pub fn to_json(report: &Report) -> serde_json::Value {
         })).collect::<Vec<_>>(),
         "kept": report.kept.as_ref().map(|k| json!({
             "containers": k.containers,
-            "network": k.network,
+            "switch": k.switch,
             "jumpbox": k.jumpbox,
         })),
         "artefacts": report.artefacts,
@@ -438,9 +438,9 @@ fn write_report(out: &mut String, report: &Report) -> std::fmt::Result {
         writeln!(out, "PKI and jumpbox: {}", kept.jumpbox.display())?;
         writeln!(
             out,
-            "remove with: etcd-harness clean --kept (or {docker} rm -f {} && {docker} network rm {})",
+            "remove with: etcd-harness clean --kept (or {docker} rm -f {} {})",
             ids.join(" "),
-            kept.network
+            kept.switch
         )?;
     }
     let applicable: Vec<_> = report.checks.iter().filter(|c| c.applies).collect();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::artefacts::{self, ArtefactsError};
 use crate::checks::{self, CheckResult, ClientTls};
 use crate::cluster::{Cluster, ClusterError, Member};
+use crate::cpu::Usage;
 use crate::diagnose;
 use crate::downloads::{self, Downloads, DownloadsError, EtcdSource};
 use crate::engine::{Content, Engine, EngineError, Labels, UploadFile};
@@ -24,7 +25,6 @@ use crate::lint::{self, LintError};
 use crate::node::{NodeError, NodeHandle};
 use crate::owner::Owner;
 use crate::pki::{ClientCert, Identity, Pki, PkiError};
-use crate::cpu::Usage;
 use crate::report::{Kept, Lap, MemberOutcome, Phase, Report};
 use crate::rundir::{RunDir, RunDirError};
 use crate::scenario::{Expect, ExpectedMember, Scenario};
@@ -305,10 +305,10 @@ pub async fn run(
 
     if options.keep {
         harness.run_dir.keep()?;
-        let (containers, network) = cluster.keep();
+        let (containers, switch) = cluster.keep();
         report.kept = Some(Kept {
             containers,
-            network,
+            switch,
             jumpbox: jumpbox.keep(),
         });
     } else {

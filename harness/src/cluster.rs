@@ -57,13 +57,23 @@ const INOTIFY_PER_NODE: usize = 4;
 fn node_budget() -> &'static (Arc<Semaphore>, usize) {
     static BUDGET: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
     BUDGET.get_or_init(|| {
-        let limit = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
-            .ok()
-            .and_then(|l| l.trim().parse::<usize>().ok())
-            .unwrap_or(128);
-        let nodes = (limit * 3 / 4 / INOTIFY_PER_NODE).max(5);
+        let nodes = nodes_at_once(inotify_limit());
         (Arc::new(Semaphore::new(nodes)), nodes)
     })
+}
+
+/// The host's `fs.inotify.max_user_instances` (128, Linux's default, where it cannot be read).
+pub fn inotify_limit() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances")
+        .ok()
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .unwrap_or(128)
+}
+
+/// How many nodes a process keeps at once under an inotify limit of `limit` (five at least: a
+/// five-member cluster must fit).
+pub fn nodes_at_once(limit: usize) -> usize {
+    (limit * 3 / 4 / INOTIFY_PER_NODE).max(5)
 }
 
 impl Cluster {

@@ -168,6 +168,7 @@ pub async fn examine(source: &EtcdSource) -> Report {
             "install systemd (Debian: apt-get install systemd) for them".into(),
         )
     });
+    findings.push(nodes_finding(crate::cluster::inotify_limit()));
     findings.push(Finding::ok(
         "time scale",
         match std::env::var(crate::wait::TIME_SCALE_VAR) {
@@ -304,6 +305,23 @@ fn etcd_findings(source: &EtcdSource) -> Vec<Finding> {
 }
 
 /// Free space under `dir`.
+/// How many nodes may run at once, by the host's inotify limit (every node's systemd takes some).
+fn nodes_finding(limit: usize) -> Finding {
+    let nodes = crate::cluster::nodes_at_once(limit);
+    let found =
+        format!("fs.inotify.max_user_instances={limit}: up to {nodes} nodes at once per process");
+    if nodes < 12 {
+        Finding::with(
+            "nodes at once",
+            Status::Note,
+            format!("{found}; more wait for room"),
+            "raise it for more at once: sysctl -w fs.inotify.max_user_instances=1024".into(),
+        )
+    } else {
+        Finding::ok("nodes at once", found)
+    }
+}
+
 fn disk(what: &'static str, dir: &Path) -> Finding {
     let free = match rustix::fs::statvfs(dir) {
         Ok(stat) => stat.f_bavail.saturating_mul(stat.f_frsize),
@@ -380,6 +398,24 @@ mod tests {
         assert!(text.contains("MISSING etcd"), "{text}");
         assert!(text.contains("→ use --etcd vX.Y.Z"), "{text}");
         assert!(text.ends_with("not ready: 1 missing piece(s), each with its remedy above\n"));
+    }
+
+    #[test]
+    fn a_low_inotify_limit_is_a_note_with_the_sysctl_that_raises_it() {
+        let low = nodes_finding(32);
+        assert_eq!(low.status, Status::Note);
+        assert!(low.found.contains("up to 6 nodes"), "{}", low.found);
+        assert!(low
+            .remedy
+            .unwrap()
+            .contains("fs.inotify.max_user_instances=1024"));
+        let default = nodes_finding(128);
+        assert_eq!(default.status, Status::Ok);
+        assert!(
+            default.found.contains("up to 24 nodes"),
+            "{}",
+            default.found
+        );
     }
 
     #[test]

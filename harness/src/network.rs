@@ -200,7 +200,9 @@ impl RunNetwork {
         };
         let mut request = GenericImage::new(image.repo.clone(), image.tag.clone())
             .with_cmd(["sleep", "infinity"])
-            .with_network("none")
+            // The engine's "none" mode, set on the host config: testcontainers' `with_network`
+            // would look for a network called `none`, which Podman does not list, and create one.
+            .with_host_config_modifier(|host| host.network_mode = Some("none".into()))
             .with_cap_drop("ALL")
             .with_security_opt("no-new-privileges")
             .with_startup_timeout(Duration::from_secs(60));

@@ -433,7 +433,9 @@ impl Node {
             request = request.with_label(LABEL_KEEP, "true");
         }
         if let Some(link) = &spec.link {
-            request = request.with_network("none");
+            // As for the switch (network.rs): the mode, not a network by that name.
+            request =
+                request.with_host_config_modifier(|host| host.network_mode = Some("none".into()));
             for (host, address) in &link.hosts {
                 request = request.with_host(host.clone(), Host::Addr((*address).into()));
             }

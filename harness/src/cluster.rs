@@ -52,8 +52,7 @@ const INOTIFY_PER_NODE: usize = 4;
 /// from one per-user limit (`fs.inotify.max_user_instances`, 128 by default), and a node that finds
 /// none left boots `degraded`; a quarter of the limit is left to the host and other work. A
 /// cluster takes its places all at once, in turn (the semaphore is fair), so clusters waiting for
-/// room never hold part of it each.
-/// Returns the budget and its size.
+/// room never hold part of it each. Returns the budget and its size.
 fn node_budget() -> &'static (Arc<Semaphore>, usize) {
     static BUDGET: OnceLock<(Arc<Semaphore>, usize)> = OnceLock::new();
     BUDGET.get_or_init(|| {

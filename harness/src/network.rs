@@ -13,6 +13,7 @@
 //! healing links it in again. Labelled like the run's nodes, the switch is removed with them — when
 //! the [`RunNetwork`] is dropped, by the reaper, or by the sweep.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -147,8 +148,8 @@ pub struct Link {
     pub hosts: Vec<(String, Ipv4Addr)>,
 }
 
-/// Run in the switch's network namespace, in the node's mount namespace and sharing its pid
-/// namespace (PID 1 is the node's), with CAP_NET_ADMIN: links the node in at `$ADDRESS/$PREFIX`
+/// Run in the switch's network namespace, sharing the node's pid namespace (PID 1 is the node's),
+/// with CAP_NET_ADMIN (and CAP_SYS_ADMIN, for `nsenter` into the node's network namespace): links the node in at `$ADDRESS/$PREFIX`
 /// through port `$PORT`. A port left by the node's previous life (a reboot; the kernel removes it
 /// with the old namespace, but not always at once) is replaced. The first node makes the bridge.
 const LINK: &str = r#"ip link add br0 type bridge 2>/dev/null || true
@@ -182,6 +183,8 @@ pub struct RunNetwork {
     engine: Engine,
     switch: ContainerAsync<GenericImage>,
     image: String,
+    /// The run's labels, for the one-shot containers that unlink and relink nodes.
+    labels: HashMap<String, String>,
     subnet: Subnet,
 }
 
@@ -224,6 +227,7 @@ impl RunNetwork {
             engine: engine.clone(),
             switch,
             image: image.reference(),
+            labels: labels.pairs().into_iter().collect(),
             subnet,
         })
     }
@@ -323,15 +327,15 @@ impl RunNetwork {
         argv: &[&str],
         host: HostConfig,
     ) -> Result<(), NetworkError> {
-        let labels = self
-            .engine
-            .made_of(self.id())
-            .await
-            .map(|m| m.labels)
-            .unwrap_or_default();
         let out = self
             .engine
-            .run_once(&self.image, argv, host, labels, Duration::from_secs(30))
+            .run_once(
+                &self.image,
+                argv,
+                host,
+                self.labels.clone(),
+                Duration::from_secs(30),
+            )
             .await?;
         if out.exit_code != 0 {
             return Err(NetworkError::Link {
